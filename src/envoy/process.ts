@@ -1,0 +1,185 @@
+// Starting and stopping a local Envoy. Every Envoy this module starts is
+// stopped when the stage ends, on error, on timeout, and on Ctrl-C: the
+// process-wide handlers below kill whatever is still running.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors.js';
+import { tail } from '../exec.js';
+
+export const REQUIRED_EXTENSIONS = ['envoy.filters.http.wasm', 'envoy.wasm.runtime.v8'];
+const LOG_LIMIT = 8 * 1024 * 1024;
+
+const running = new Set<ChildProcess>();
+let handlersInstalled = false;
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on('exit', () => {
+    for (const child of running) child.kill('SIGKILL');
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      for (const child of running) child.kill('SIGKILL');
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  }
+}
+
+export interface EnvoyProcess {
+  adminUrl: string;
+  listenerPort: number;
+  /** Everything Envoy has logged so far. */
+  log(): string;
+  /** Resolves when the process has exited, with its exit code or signal. */
+  exited: Promise<string>;
+  /** Whether the process is still running. */
+  alive(): boolean;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  binary: string;
+  bootstrap: Record<string, unknown>;
+  workDir: string;
+  /** Component log levels, e.g. "wasm:info". */
+  componentLogLevel?: string;
+  readyTimeoutMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function getText(url: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+  return { status: res.status, body: await res.text() };
+}
+
+/**
+ * Turns the log of an Envoy that would not start into a sentence that says
+ * what to change. The plugin's own words (its log lines) are kept.
+ */
+export function explainStartFailure(log: string): string {
+  const wasmLines = log.split('\n').filter((l) => /\]\[(error|critical)\]\[wasm\]/.test(l) || /wasm log/.test(l));
+  const pluginSaid = wasmLines
+    .map((l) => /wasm log [^:]*: (.*)$/.exec(l)?.[1])
+    .filter((l): l is string => Boolean(l));
+  const last = pluginSaid[pluginSaid.length - 1];
+  if (/Missing root context factory for root id/.test(log)) {
+    const id = /Missing root context factory for root id: ?(\S*)/.exec(log)?.[1] ?? '';
+    return `the plugin does not register root id "${id}"; set plugin-name (spec.pluginName) to the name the plugin registers`;
+  }
+  if (/Failed to configure base Wasm plugin/.test(log)) {
+    return `the plugin rejected its configuration (plugin-config / spec.pluginConfig)${last ? `: ${last}` : ''}`;
+  }
+  if (/Failed to start base Wasm/.test(log)) {
+    return `the plugin failed to start in Envoy${last ? `: ${last}` : ''}`;
+  }
+  if (/Failed to (load|initialize) Wasm code|Wasm VM failed/.test(log)) {
+    return 'Envoy could not load the module as a Wasm plugin';
+  }
+  const critical = log.split('\n').filter((l) => /\]\[critical\]/.test(l)).pop();
+  return critical ? `Envoy failed to start: ${critical.replace(/^.*\]\s*/, '')}` : 'Envoy exited before it was ready';
+}
+
+export async function startEnvoy(options: StartOptions): Promise<EnvoyProcess> {
+  installHandlers();
+  fs.mkdirSync(options.workDir, { recursive: true });
+  const configFile = path.join(options.workDir, 'envoy.json');
+  const adminFile = path.join(options.workDir, 'admin-address.txt');
+  fs.rmSync(adminFile, { force: true });
+  fs.writeFileSync(configFile, JSON.stringify(options.bootstrap, null, 2));
+
+  const args = [
+    '-c', configFile,
+    '--admin-address-path', adminFile,
+    '--disable-hot-restart',
+    '--concurrency', '1',
+    '--log-level', 'warning',
+    '--component-log-level', options.componentLogLevel ?? 'wasm:info',
+  ];
+  const child = spawn(options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  let log = '';
+  const append = (chunk: Buffer) => {
+    if (log.length < LOG_LIMIT) log += chunk.toString('utf8');
+  };
+  child.stdout!.on('data', append);
+  child.stderr!.on('data', append);
+  let exitedWith: string | undefined;
+  const exited = new Promise<string>((resolve) => {
+    child.on('error', (err) => {
+      exitedWith = `could not start: ${err.message}`;
+      running.delete(child);
+      resolve(exitedWith);
+    });
+    child.on('exit', (code, signal) => {
+      exitedWith = signal ? `signal ${signal}` : `exit code ${code}`;
+      running.delete(child);
+      resolve(exitedWith);
+    });
+  });
+
+  const stop = async () => {
+    if (exitedWith !== undefined) return;
+    child.kill('SIGTERM');
+    const done = await Promise.race([exited.then(() => true), sleep(3000).then(() => false)]);
+    if (!done) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+
+  try {
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
+    let adminUrl = '';
+    while (Date.now() < deadline) {
+      if (exitedWith !== undefined) {
+        throw new UserError(`${explainStartFailure(log)} (Envoy ${exitedWith})`, tail(log));
+      }
+      if (!adminUrl && fs.existsSync(adminFile)) {
+        const address = fs.readFileSync(adminFile, 'utf8').trim();
+        if (address) adminUrl = `http://${address}`;
+      }
+      if (adminUrl) {
+        try {
+          const ready = await getText(`${adminUrl}/ready`);
+          if (ready.status === 200) break;
+        } catch {
+          // not listening yet
+        }
+      }
+      await sleep(50);
+    }
+    if (Date.now() >= deadline) {
+      throw new UserError(`Envoy was not ready within ${Math.round((options.readyTimeoutMs ?? 30_000) / 1000)}s`, tail(log));
+    }
+
+    const info = JSON.parse((await getText(`${adminUrl}/server_info`)).body) as {
+      node?: { extensions?: Array<{ name: string }> };
+    };
+    const extensions = new Set((info.node?.extensions ?? []).map((e) => e.name));
+    const missing = REQUIRED_EXTENSIONS.filter((e) => !extensions.has(e));
+    if (missing.length > 0) {
+      throw new UserError(`this Envoy build lacks ${missing.join(' and ')}; use an official Envoy release (envoy-version) or an istio-proxy build`);
+    }
+
+    const listeners = JSON.parse((await getText(`${adminUrl}/listeners?format=json`)).body) as {
+      listener_statuses?: Array<{ name: string; local_address?: { socket_address?: { port_value?: number } } }>;
+    };
+    const port = listeners.listener_statuses?.find((l) => l.name === 'gateway')?.local_address?.socket_address?.port_value;
+    if (!port) throw new UserError('Envoy started but reports no bound port for the test listener', tail(log));
+
+    return {
+      adminUrl,
+      listenerPort: port,
+      log: () => log,
+      exited,
+      alive: () => exitedWith === undefined,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,43 @@
+// How a stage talks to the person running it: log groups, outputs and
+// annotations. In a workflow these are the runner's commands; on a laptop
+// (no GITHUB_ACTIONS) they are plain lines, so the CLI's log stays readable.
+import * as core from '@actions/core';
+
+export function inActions(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.GITHUB_ACTIONS === 'true';
+}
+
+/** Runs `fn` inside a collapsible log group; the group closes even on error. */
+export async function group<T>(title: string, fn: () => Promise<T>): Promise<T> {
+  if (inActions()) return core.group(title, fn);
+  core.info(`\n== ${title}`);
+  return fn();
+}
+
+/** Outputs set by this process, in order (the CLI prints them). */
+export const outputs: Array<[string, string]> = [];
+
+export function setOutput(name: string, value: string | number | boolean): void {
+  const text = String(value);
+  outputs.push([name, text]);
+  if (process.env.GITHUB_OUTPUT) core.setOutput(name, text);
+  core.info(`output ${name}=${text}`);
+}
+
+export interface Location {
+  file: string;
+  line?: number;
+  column?: number;
+}
+
+/** An error annotation on a file and line (a compiler diagnostic). */
+export function annotate(level: 'error' | 'warning', message: string, at: Location): void {
+  if (inActions()) {
+    const props = { file: at.file, startLine: at.line, startColumn: at.column };
+    if (level === 'error') core.error(message, props);
+    else core.warning(message, props);
+    return;
+  }
+  const where = [at.file, at.line, at.column].filter((x) => x !== undefined).join(':');
+  core.info(`${where}: ${level}: ${message}`);
+}

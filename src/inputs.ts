@@ -1,0 +1,164 @@
+// Inputs: the one module that knows the action's input names. Every stage
+// takes the typed `Inputs` record this module returns and never reads the
+// environment itself.
+//
+// Two sources give the same raw record, keyed by the kebab-case names that
+// action.yml declares:
+// - in the action, each composite step passes `toJSON(inputs)` in the
+//   ASM_WASM_INPUTS variable (inputs reach scripts only through env:);
+// - on a laptop, the CLI flags (`--plugin-dir plugin`).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from './errors.js';
+
+export const FAIL_STRATEGIES = ['FAIL_CLOSE', 'FAIL_OPEN', 'FAIL_RELOAD'] as const;
+export type FailStrategy = (typeof FAIL_STRATEGIES)[number];
+
+/** The newest Envoy release we test against; pinned so every run is the same. */
+export const DEFAULT_ENVOY_VERSION = '1.40.0';
+export const DEFAULT_ENVOY_DOWNLOAD_URL = 'https://github.com/envoyproxy/envoy/releases/download';
+
+export interface InputSpec {
+  description: string;
+  default?: string;
+  /** Shown in --help as the value's shape. */
+  value?: string;
+}
+
+/**
+ * Every input, its description and default. action.yml declares the same
+ * names with the same defaults; a test checks that the two agree.
+ */
+export const INPUTS = {
+  'plugin-dir': { description: 'Directory of the AssemblyScript plugin (holds package.json and its lockfile).', default: 'plugin', value: 'dir' },
+  entry: { description: 'Entry file compiled with asc when the plugin has no `asbuild` script, relative to plugin-dir.', default: 'assembly/index.ts', value: 'file' },
+  'assemblyscript-version': { description: 'AssemblyScript compiler version. Default: the version pinned in the plugin lockfile.', value: 'version' },
+  'wasm-path': { description: 'Use this prebuilt plugin.wasm instead of the build stage output.', value: 'file' },
+  name: { description: 'WasmPlugin name. Default: metadata.name in <plugin-dir>/wasmplugin.yaml.', value: 'name' },
+  namespace: { description: 'WasmPlugin namespace. Default: metadata.namespace in wasmplugin.yaml, else istio-system.', value: 'ns' },
+  'plugin-name': { description: 'spec.pluginName, which Envoy receives as the root_id. Default: wasmplugin.yaml.', value: 'root-id' },
+  'plugin-config': { description: 'spec.pluginConfig: a YAML/JSON file path or inline YAML/JSON. Default: wasmplugin.yaml.', value: 'file|yaml' },
+  'fail-strategy': { description: 'spec.failStrategy: FAIL_CLOSE, FAIL_OPEN or FAIL_RELOAD. Default: wasmplugin.yaml, else FAIL_CLOSE (Istio\'s default).', value: 'strategy' },
+  tests: { description: 'Test cases for the local Envoy test.', default: '<plugin-dir>/tests.yaml', value: 'file' },
+  'envoy-version': { description: 'Envoy version for the local test.', default: DEFAULT_ENVOY_VERSION, value: 'version' },
+  'envoy-path': { description: 'Use this Envoy binary instead of finding or installing one.', value: 'file' },
+  'envoy-download-url': { description: 'Base URL of Envoy release binaries (a mirror).', default: DEFAULT_ENVOY_DOWNLOAD_URL, value: 'url' },
+  'test-timeout': { description: 'Seconds the local Envoy test may take in all.', default: '120', value: 'seconds' },
+  toolchain: { description: 'Run the toolchain stage.', default: 'true', value: 'bool' },
+  build: { description: 'Run the build stage.', default: 'true', value: 'bool' },
+  test: { description: 'Run the local Envoy test stage.', default: 'true', value: 'bool' },
+} as const satisfies Record<string, InputSpec>;
+
+export type InputName = keyof typeof INPUTS;
+export type RawInputs = Partial<Record<string, string>>;
+
+export interface Inputs {
+  pluginDir: string;
+  entry: string;
+  assemblyscriptVersion?: string;
+  wasmPath?: string;
+  name?: string;
+  namespace?: string;
+  pluginName?: string;
+  /** Inline YAML/JSON text or a file path, resolved by the plugin manifest loader. */
+  pluginConfig?: string;
+  failStrategy?: FailStrategy;
+  tests: string;
+  envoyVersion: string;
+  envoyPath?: string;
+  envoyDownloadUrl: string;
+  testTimeoutSeconds: number;
+  stages: { toolchain: boolean; build: boolean; test: boolean };
+}
+
+function bool(name: InputName, value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (['true', 'yes', '1', 'on'].includes(v)) return true;
+  if (['false', 'no', '0', 'off'].includes(v)) return false;
+  throw new UserError(`input \`${name}\` must be true or false, got "${value}"`);
+}
+
+/**
+ * Turns the raw record into typed, validated inputs. Unknown names are an
+ * error: a misspelt input in a workflow or in action.yml must not be ignored.
+ */
+export function parseInputs(raw: RawInputs, cwd = process.cwd()): Inputs {
+  for (const key of Object.keys(raw)) {
+    if (!(key in INPUTS)) {
+      throw new UserError(`unknown input \`${key}\`; known inputs: ${Object.keys(INPUTS).join(', ')}`);
+    }
+  }
+  const get = (name: InputName): string | undefined => {
+    const v = raw[name]?.trim();
+    if (v) return v;
+    const d = (INPUTS[name] as InputSpec).default;
+    return d && !d.includes('<') ? d : undefined;
+  };
+
+  const pluginDir = path.resolve(cwd, get('plugin-dir')!);
+  if (!fs.existsSync(pluginDir) || !fs.statSync(pluginDir).isDirectory()) {
+    throw new UserError(
+      `input \`plugin-dir\`: ${pluginDir} is not a directory; set plugin-dir to the folder that holds your plugin's package.json`,
+    );
+  }
+
+  const failStrategy = get('fail-strategy');
+  if (failStrategy && !(FAIL_STRATEGIES as readonly string[]).includes(failStrategy)) {
+    throw new UserError(`input \`fail-strategy\` must be one of ${FAIL_STRATEGIES.join(', ')}, got "${failStrategy}"`);
+  }
+
+  const envoyVersion = get('envoy-version')!;
+  if (!/^\d+\.\d+\.\d+$/.test(envoyVersion)) {
+    throw new UserError(`input \`envoy-version\` must be a release version such as ${DEFAULT_ENVOY_VERSION}, got "${envoyVersion}"`);
+  }
+
+  const timeout = Number(get('test-timeout'));
+  if (!Number.isFinite(timeout) || timeout <= 0) {
+    throw new UserError(`input \`test-timeout\` must be a positive number of seconds, got "${raw['test-timeout']}"`);
+  }
+
+  const asVersion = get('assemblyscript-version');
+  if (asVersion && !/^\d+\.\d+\.\d+$/.test(asVersion)) {
+    throw new UserError(`input \`assemblyscript-version\` must be an exact version such as 0.14.13, got "${asVersion}"`);
+  }
+
+  const optionalPath = (name: InputName): string | undefined => {
+    const v = get(name);
+    return v ? path.resolve(cwd, v) : undefined;
+  };
+
+  return {
+    pluginDir,
+    entry: get('entry')!,
+    assemblyscriptVersion: asVersion,
+    wasmPath: optionalPath('wasm-path'),
+    name: get('name'),
+    namespace: get('namespace'),
+    pluginName: get('plugin-name'),
+    pluginConfig: get('plugin-config'),
+    failStrategy: failStrategy as FailStrategy | undefined,
+    tests: optionalPath('tests') ?? path.join(pluginDir, 'tests.yaml'),
+    envoyVersion,
+    envoyPath: optionalPath('envoy-path'),
+    envoyDownloadUrl: get('envoy-download-url')!.replace(/\/+$/, ''),
+    testTimeoutSeconds: timeout,
+    stages: { toolchain: bool('toolchain', get('toolchain')!), build: bool('build', get('build')!), test: bool('test', get('test')!) },
+  };
+}
+
+/** The raw inputs a composite step passes as JSON in ASM_WASM_INPUTS. */
+export function inputsFromEnv(env: NodeJS.ProcessEnv = process.env): RawInputs {
+  const text = env.ASM_WASM_INPUTS;
+  if (!text) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UserError('ASM_WASM_INPUTS is not JSON; action.yml must pass `${{ toJSON(inputs) }}`');
+  }
+  const out: RawInputs = {};
+  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+    if (v !== null && v !== undefined) out[k] = String(v);
+  }
+  return out;
+}

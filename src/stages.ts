@@ -1,0 +1,149 @@
+// The pipeline's stages, as the action and the CLI run them. Each takes the
+// typed inputs and what earlier stages produced, logs inside a group, sets
+// its outputs and adds its part of the job summary.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as core from '@actions/core';
+import { buildPlugin, type BuildResult } from './build/index.js';
+import { validateModule } from './build/validate.js';
+import { installEnvoy } from './envoy/install.js';
+import { UserError } from './errors.js';
+import { group, setOutput } from './github.js';
+import type { Inputs } from './inputs.js';
+import { loadPluginSpec, pluginConfigJson, type PluginSpec } from './manifest.js';
+import { escapeHtml, writeSection } from './summary.js';
+import { loadCases } from './test/cases.js';
+import { runLocalTest, type LocalTestReport } from './test/index.js';
+import { installToolchain, type ToolchainResult } from './toolchain/index.js';
+
+export const STAGE_NAMES = ['toolchain', 'build', 'test'] as const;
+export type StageName = (typeof STAGE_NAMES)[number];
+
+/** What the stages produce, passed along in-process or through step outputs. */
+export interface Results {
+  toolchain?: ToolchainResult;
+  build?: Pick<BuildResult, 'wasmPath' | 'sha256' | 'size'> & Partial<BuildResult>;
+  test?: LocalTestReport;
+}
+
+export async function toolchainStage(inputs: Inputs, results: Results): Promise<void> {
+  const r = await group('Install the AssemblyScript toolchain', () =>
+    installToolchain({ pluginDir: inputs.pluginDir, assemblyscriptVersion: inputs.assemblyscriptVersion }),
+  );
+  results.toolchain = r;
+  setOutput('assemblyscript-version', r.assemblyscriptVersion);
+  setOutput('cache-hit', r.cacheHit);
+}
+
+export async function buildStage(inputs: Inputs, results: Results, spec: PluginSpec): Promise<void> {
+  const nodeModules = results.toolchain?.nodeModules ?? path.join(inputs.pluginDir, 'node_modules');
+  if (!fs.existsSync(path.join(nodeModules, 'assemblyscript'))) {
+    throw new UserError(`no AssemblyScript compiler in ${nodeModules}; run the toolchain stage first (input toolchain: true) or \`npm ci\` in the plugin directory`);
+  }
+  const r = await group('Build plugin.wasm', () =>
+    buildPlugin({ pluginDir: inputs.pluginDir, entry: inputs.entry, pluginName: spec.pluginName, nodeModules }),
+  );
+  results.build = r;
+  setOutput('wasm-path', r.wasmPath);
+  setOutput('wasm-sha256', r.sha256);
+  setOutput('wasm-size', r.size);
+  await writeSection({
+    title: 'Build',
+    rows: [
+      ['plugin.wasm', 'size', 'sha256', 'ABI', 'root id'],
+      [escapeHtml(path.relative(process.cwd(), r.wasmPath)), `${r.size} bytes`, `<code>${r.sha256}</code>`, r.module.abi, escapeHtml(r.rootId)],
+    ],
+    details: [{ label: 'Exports and imports', text: `exports: ${r.module.exports.join(', ')}\nimports: ${r.module.imports.join(', ')}` }],
+  });
+}
+
+/** The wasm the test (and later push) stage uses: input, build result, or the build output of an earlier step. */
+async function wasmFor(inputs: Inputs, results: Results): Promise<string> {
+  const wasm = inputs.wasmPath ?? results.build?.wasmPath;
+  if (!wasm) throw new UserError('no plugin.wasm to test: run the build stage (input build: true) or set `wasm-path`');
+  if (!fs.existsSync(wasm)) throw new UserError(`input \`wasm-path\`: ${wasm} does not exist`);
+  if (inputs.wasmPath) {
+    const v = await validateModule(fs.readFileSync(wasm));
+    if (!v.ok) throw new UserError(`${wasm} is not a proxy-wasm plugin Envoy can load:\n- ${v.problems.join('\n- ')}`);
+  }
+  return wasm;
+}
+
+export async function testStage(inputs: Inputs, results: Results, spec: PluginSpec): Promise<void> {
+  const wasm = await wasmFor(inputs, results);
+  const cases = loadCases(inputs.tests);
+  const report = await group(`Test in Envoy ${inputs.envoyVersion} (${cases.length} cases)`, async () => {
+    const envoy = await installEnvoy({ version: inputs.envoyVersion, envoyPath: inputs.envoyPath, downloadUrl: inputs.envoyDownloadUrl });
+    core.info(`Envoy ${envoy.version} from ${envoy.source}: ${envoy.path}`);
+    return runLocalTest({
+      envoyBinary: envoy.path,
+      envoyVersion: envoy.version,
+      filter: {
+        name: spec.name,
+        namespace: spec.namespace,
+        rootId: spec.pluginName,
+        configuration: pluginConfigJson(spec.pluginConfig),
+        failStrategy: spec.failStrategy,
+        wasmPath: wasm,
+        ...vmEnv(spec),
+      },
+      cases,
+      timeoutSeconds: inputs.testTimeoutSeconds,
+    });
+  });
+  results.test = report;
+  setOutput('test-passed', report.passed);
+  setOutput('test-failed', report.failed);
+  await writeTestSummary(report, spec);
+  if (report.failed > 0) {
+    const failing = report.cases.filter((c) => !c.passed);
+    throw new UserError(
+      `${report.failed} of ${report.cases.length} local Envoy test case(s) failed:\n${failing
+        .map((c) => `- ${c.name} (${path.basename(inputs.tests)}:${c.line})\n    ${c.failures.join('\n    ')}`)
+        .join('\n')}`,
+      `Envoy log (last lines):\n${report.envoyLog.trimEnd().split('\n').slice(-30).join('\n')}`,
+    );
+  }
+}
+
+/** vmConfig.env from the manifest, split as istiod does (INLINE values, HOST keys). */
+function vmEnv(spec: PluginSpec): { env?: Record<string, string>; hostEnvKeys?: string[] } {
+  const vm = spec.spec.vmConfig as { env?: Array<{ name: string; value?: string; valueFrom?: string }> } | undefined;
+  if (!vm?.env) return {};
+  const env: Record<string, string> = {};
+  const hostEnvKeys: string[] = [];
+  for (const e of vm.env) {
+    if (e.valueFrom === 'HOST') hostEnvKeys.push(e.name);
+    else env[e.name] = e.value ?? '';
+  }
+  return { env, hostEnvKeys };
+}
+
+async function writeTestSummary(report: LocalTestReport, spec: PluginSpec): Promise<void> {
+  const req = (c: LocalTestReport['cases'][number]) =>
+    escapeHtml(`${c.request.method} ${c.request.path}${Object.keys(c.request.headers).length ? ` ${Object.entries(c.request.headers).map(([k, v]) => `${k}: ${v}`).join(', ')}` : ''}`);
+  const exp = (c: LocalTestReport['cases'][number]) =>
+    escapeHtml([c.expect.status && `${c.expect.status}`, c.expect.upstream !== undefined && (c.expect.upstream ? 'reaches upstream' : 'stopped by plugin')].filter(Boolean).join(', '));
+  await writeSection({
+    title: `Local Envoy test: ${report.passed} passed, ${report.failed} failed`,
+    lines: [
+      `Envoy ${escapeHtml(report.envoyVersion)}, filter <code>${escapeHtml(`${spec.namespace}.${spec.name}`)}</code>, root_id <code>${escapeHtml(spec.pluginName)}</code>, failStrategy ${spec.failStrategy}` +
+        (spec.failStrategy === 'FAIL_CLOSE' ? ' (if the gateway cannot fetch or load the plugin, it denies every request)' : ''),
+    ],
+    rows: [
+      ['', 'Case', 'Request', 'Expected', 'Actual'],
+      ...report.cases.map((c) => [
+        c.passed ? '✅' : '❌',
+        escapeHtml(c.name),
+        req(c),
+        exp(c),
+        c.passed ? (c.actual ? String(c.actual.status) : '') : escapeHtml(c.failures.join('; ')),
+      ]),
+    ],
+    details: report.failed > 0 ? [{ label: 'Envoy log', text: report.envoyLog.trimEnd().split('\n').slice(-60).join('\n') }] : [],
+  });
+}
+
+export function pluginSpec(inputs: Inputs): PluginSpec {
+  return loadPluginSpec(inputs);
+}
