@@ -39,7 +39,7 @@ export const INPUTS = {
   'plugin-name': { description: 'spec.pluginName, which Envoy receives as the root_id. Default: wasmplugin.yaml.', value: 'root-id' },
   'plugin-config': { description: 'spec.pluginConfig: a YAML/JSON file path or inline YAML/JSON. Default: wasmplugin.yaml.', value: 'file|yaml' },
   'fail-strategy': { description: 'spec.failStrategy: FAIL_CLOSE, FAIL_OPEN or FAIL_RELOAD. Default: wasmplugin.yaml, else FAIL_CLOSE (Istio\'s default).', value: 'strategy' },
-  tests: { description: 'Test cases for the local Envoy test.', default: '<plugin-dir>/tests.yaml', value: 'file' },
+  tests: { description: 'Test cases for the local Envoy test. Default: <plugin-dir>/tests.yaml.', value: 'file' },
   'envoy-version': { description: 'Envoy version for the local test.', default: DEFAULT_ENVOY_VERSION, value: 'version' },
   'envoy-path': { description: 'Use this Envoy binary instead of finding or installing one.', value: 'file' },
   'envoy-download-url': { description: 'Base URL of Envoy release binaries (a mirror).', default: DEFAULT_ENVOY_DOWNLOAD_URL, value: 'url' },
@@ -91,8 +91,7 @@ export function parseInputs(raw: RawInputs, cwd = process.cwd()): Inputs {
   const get = (name: InputName): string | undefined => {
     const v = raw[name]?.trim();
     if (v) return v;
-    const d = (INPUTS[name] as InputSpec).default;
-    return d && !d.includes('<') ? d : undefined;
+    return (INPUTS[name] as InputSpec).default;
   };
 
   const pluginDir = path.resolve(cwd, get('plugin-dir')!);

@@ -1,0 +1,86 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { INPUTS, inputsFromEnv, parseInputs, type InputSpec } from '../../src/inputs.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+describe('parseInputs', () => {
+  it('applies the defaults', () => {
+    const inputs = parseInputs({}, root);
+    expect(inputs).toMatchObject({
+      pluginDir: path.join(root, 'plugin'),
+      entry: 'assembly/index.ts',
+      tests: path.join(root, 'plugin', 'tests.yaml'),
+      envoyVersion: '1.40.0',
+      testTimeoutSeconds: 120,
+      stages: { toolchain: true, build: true, test: true },
+    });
+    expect(inputs.failStrategy).toBeUndefined();
+  });
+
+  it('reads booleans the way workflows write them', () => {
+    expect(parseInputs({ test: 'false', build: 'no', toolchain: 'True' }, root).stages).toEqual({ toolchain: true, build: false, test: false });
+  });
+
+  it.each([
+    [{ 'plugin-dri': 'plugin' }, /unknown input `plugin-dri`/],
+    [{ 'plugin-dir': 'no-such-dir' }, /input `plugin-dir`: .*no-such-dir is not a directory/],
+    [{ 'fail-strategy': 'FAIL_CLOSED' }, /input `fail-strategy` must be one of FAIL_CLOSE, FAIL_OPEN, FAIL_RELOAD/],
+    [{ 'envoy-version': 'latest' }, /input `envoy-version` must be a release version/],
+    [{ 'test-timeout': '-1' }, /input `test-timeout` must be a positive number/],
+    [{ test: 'maybe' }, /input `test` must be true or false/],
+    [{ 'assemblyscript-version': '^0.14' }, /input `assemblyscript-version` must be an exact version/],
+  ])('rejects %o', (raw, message) => {
+    expect(() => parseInputs(raw as Record<string, string>, root)).toThrow(message);
+  });
+});
+
+describe('inputsFromEnv', () => {
+  it('reads the JSON the composite steps pass', () => {
+    expect(inputsFromEnv({ ASM_WASM_INPUTS: '{"plugin-dir":"p","test":"false"}' })).toEqual({ 'plugin-dir': 'p', test: 'false' });
+    expect(inputsFromEnv({})).toEqual({});
+  });
+
+  it('says what is wrong with a broken value', () => {
+    expect(() => inputsFromEnv({ ASM_WASM_INPUTS: '{plugin' })).toThrow(/ASM_WASM_INPUTS is not JSON/);
+  });
+});
+
+describe('action.yml', () => {
+  const action = YAML.parse(fs.readFileSync(path.join(root, 'action.yml'), 'utf8')) as {
+    inputs: Record<string, { description: string; default?: string }>;
+    outputs: Record<string, { description: string; value: string }>;
+    runs: { using: string; steps: Array<{ id: string; if?: string; env?: Record<string, string>; run: string }> };
+  };
+
+  it('declares exactly the inputs the code knows, with the same descriptions and defaults', () => {
+    expect(Object.keys(action.inputs).sort()).toEqual(Object.keys(INPUTS).sort());
+    for (const [name, spec] of Object.entries(INPUTS) as Array<[string, InputSpec]>) {
+      expect(action.inputs[name].description, name).toBe(spec.description);
+      expect(action.inputs[name].default, name).toBe(spec.default);
+    }
+  });
+
+  it('is a composite action whose steps get inputs only through env', () => {
+    expect(action.runs.using).toBe('composite');
+    for (const step of action.runs.steps) {
+      expect(step.run).not.toMatch(/\$\{\{/);
+      expect(step.env?.ASM_WASM_INPUTS).toBe('${{ toJSON(inputs) }}');
+      expect(step.run).toBe(`node "$GITHUB_ACTION_PATH/dist/index.js" ${step.id}`);
+      expect(step.if).toBe(`inputs.${step.id} == 'true'`);
+    }
+  });
+
+  it('takes every output from a step that sets it', () => {
+    const src = fs.readdirSync(path.join(root, 'src'), { recursive: true }).filter((f) => String(f).endsWith('.ts'));
+    const code = src.map((f) => fs.readFileSync(path.join(root, 'src', String(f)), 'utf8')).join('\n');
+    for (const [name, out] of Object.entries(action.outputs)) {
+      const m = /^\$\{\{ steps\.(\w+)\.outputs\.([\w-]+) \}\}$/.exec(out.value);
+      expect(m, name).not.toBeNull();
+      expect(action.runs.steps.map((s) => s.id), name).toContain(m![1]);
+      expect(code, `no stage sets output ${m![2]}`).toContain(`setOutput('${m![2]}'`);
+    }
+  });
+});
