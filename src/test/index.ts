@@ -3,9 +3,8 @@
 // timeout or Ctrl-C).
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as core from '@actions/core';
+import { makeTempDir } from '../github.js';
 import { UserError } from '../errors.js';
 import { tail } from '../exec.js';
 import { renderEnvoyBootstrap, type WasmFilterOptions } from '../envoy/bootstrap.js';
@@ -141,7 +140,7 @@ async function runCase(envoy: EnvoyProcess, upstream: Upstream, c: TestCase): Pr
 }
 
 export async function runLocalTest(options: LocalTestOptions): Promise<LocalTestReport> {
-  const workDir = options.workDir ?? fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'asm-wasm-envoy-'));
+  const workDir = options.workDir ?? makeTempDir('envoy');
   let upstream: Upstream | undefined;
   let envoy: EnvoyProcess | undefined;
   let timer: NodeJS.Timeout | undefined;

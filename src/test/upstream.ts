@@ -4,6 +4,7 @@
 //   /status/{code}   answers with that status (418 with the teapot body)
 //   /headers         {"headers": {...}} as received
 //   /anything[/...]  method, path, headers and body as received
+//   /delay/{seconds} answers after that many seconds (at most 10)
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -52,7 +53,10 @@ export function startUpstream(): Promise<Upstream> {
         res.end(`${JSON.stringify(value, null, 2)}\n`);
       };
       const status = /^\/status\/(\d{3})$/.exec(url.pathname);
-      if (status) {
+      const delay = /^\/delay\/(\d+)$/.exec(url.pathname);
+      if (delay) {
+        setTimeout(() => json(200, { delayed: Number(delay[1]) }), Math.min(Number(delay[1]), 10) * 1000);
+      } else if (status) {
         const code = Number(status[1]);
         if (code === 418) {
           res.writeHead(418, { 'x-more-info': 'http://tools.ietf.org/html/rfc2324' });

@@ -9,11 +9,11 @@
 // folder is also saved with @actions/cache when that service is available.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as core from '@actions/core';
 import * as cache from '@actions/cache';
 import * as tc from '@actions/tool-cache';
+import { makeTempDir } from '../github.js';
 import { UserError } from '../errors.js';
 import { run } from '../exec.js';
 
@@ -92,7 +92,7 @@ function installedVersion(nodeModules: string): string | undefined {
 }
 
 async function npmInstall(pluginDir: string, asVersion: string, override: boolean): Promise<string> {
-  const work = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'asm-wasm-toolchain-'));
+  const work = makeTempDir('toolchain');
   fs.copyFileSync(path.join(pluginDir, 'package.json'), path.join(work, 'package.json'));
   fs.copyFileSync(path.join(pluginDir, 'package-lock.json'), path.join(work, 'package-lock.json'));
   const quiet = ['--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'];
@@ -155,7 +155,9 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
     source = 'npm';
     core.info(`not in the tool cache; installing with npm ci`);
     const work = await npmInstall(pluginDir, asVersion, override);
-    dir = await tc.cacheDir(path.join(work, 'node_modules'), TOOL_NAME, key);
+    // The whole folder is cached, so the packages stay in a folder named
+    // node_modules and Node's module resolution works from the cached copy.
+    dir = await tc.cacheDir(work, TOOL_NAME, key);
     fs.rmSync(work, { recursive: true, force: true });
     if (actionsCache) {
       try {
@@ -167,10 +169,11 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
   } else {
     core.info(`found in the tool cache: ${dir}`);
   }
-  const have = installedVersion(dir);
+  const nodeModules = path.join(dir, 'node_modules');
+  const have = installedVersion(nodeModules);
   if (have !== asVersion) {
     throw new UserError(`the cached toolchain in ${dir} has AssemblyScript ${have ?? '(none)'}, not ${asVersion}; delete that folder and run again`);
   }
-  link(pluginDir, dir);
-  return { assemblyscriptVersion: asVersion, cacheHit: source !== 'npm', source, nodeModules: dir, ascPath: ascOf(dir), cacheKey: key };
+  link(pluginDir, nodeModules);
+  return { assemblyscriptVersion: asVersion, cacheHit: source !== 'npm', source, nodeModules, ascPath: ascOf(nodeModules), cacheKey: key };
 }

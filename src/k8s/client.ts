@@ -1,0 +1,242 @@
+// Requests to the Kubernetes API server, and the messages a user gets when one
+// fails.
+//
+// Which client: @kubernetes/client-node 1.4 (it runs on Node 20; 2.x needs
+// Node >= 22.19) reads the kubeconfig and turns it into TLS options and an
+// Authorization header (tokens, client certificates, exec plugins, auth
+// providers, tls-server-name, proxy-url). The requests themselves are plain
+// node:https calls: the client's generic KubernetesObjectApi looks the
+// resource up through discovery on each call and wraps every failure in an
+// ApiException whose body is an unparsed string, while this stage needs the
+// exact status and Status object of each answer (401, 403, 404, 409 field
+// conflicts, 422 causes) to tell the user what to fix, plus server-side apply
+// with dryRun and force, which are two query parameters on a PATCH. No
+// kubectl: nothing has to be installed on the runner and the kubeconfig never
+// touches the disk.
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { UserError } from '../errors.js';
+import type { LoadedKubeconfig } from './kubeconfig.js';
+
+export interface KubeRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Path under the server URL, starting with `/`. */
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  /** Sent as JSON (a string is sent as is). */
+  body?: unknown;
+  contentType?: string;
+}
+
+export interface KubeResponse {
+  status: number;
+  /** The parsed JSON body (a Kubernetes object or Status), or undefined. */
+  body: any;
+  text: string;
+}
+
+/** What a request was doing, to name it in errors. */
+export interface RequestPurpose {
+  /** RBAC verb: get, list, create, update, patch, delete. */
+  verb: string;
+  /** Resource with its group, e.g. `wasmplugins.extensions.istio.io`. */
+  resource: string;
+  namespace?: string;
+  name?: string;
+}
+
+export interface KubeClientOptions {
+  /** Per request, default 30 s. */
+  timeoutMs?: number;
+}
+
+export const USER_AGENT = 'asm-wasm-action';
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EPIPE',
+  'ESOCKETTIMEDOUT',
+]);
+
+const TLS_TRUST_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+]);
+
+export class KubeClient {
+  private readonly timeoutMs: number;
+
+  constructor(
+    readonly config: LoadedKubeconfig,
+    options: KubeClientOptions = {},
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  /** "context "x" (https://host:6443)", for messages. */
+  get where(): string {
+    return `the API server ${this.config.server} (context "${this.config.context}")`;
+  }
+
+  /**
+   * Sends a request and returns any HTTP answer; throws a UserError only when
+   * there is no answer (unreachable, TLS, credentials that cannot be built).
+   */
+  async send(req: KubeRequest): Promise<KubeResponse> {
+    const base = this.config.server.replace(/\/+$/, '');
+    const url = new URL(base + req.path);
+    for (const [key, value] of Object.entries(req.query ?? {})) {
+      if (value !== undefined && value !== false) url.searchParams.set(key, String(value));
+    }
+    const payload = req.body === undefined ? undefined : typeof req.body === 'string' ? req.body : JSON.stringify(req.body);
+    const options: https.RequestOptions = {
+      method: req.method,
+      headers: {
+        accept: 'application/json',
+        'user-agent': USER_AGENT,
+        ...(payload === undefined ? {} : { 'content-type': req.contentType ?? 'application/json' }),
+      },
+    };
+    try {
+      await this.config.kubeConfig.applyToHTTPSOptions(options);
+    } catch (err) {
+      throw new UserError(
+        `could not use the credentials of user "${this.config.user}" in ${this.config.inputName} (context "${this.config.context}"): ${(err as Error).message}`,
+      );
+    }
+    const transport = url.protocol === 'http:' ? http : https;
+    return new Promise<KubeResponse>((resolve, reject) => {
+      const request = transport.request(url, options, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', (err) => reject(this.networkError(err as NodeJS.ErrnoException)));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown;
+          try {
+            body = text ? JSON.parse(text) : undefined;
+          } catch {
+            body = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, body, text });
+        });
+      });
+      request.setTimeout(this.timeoutMs, () => {
+        const err: NodeJS.ErrnoException = new Error(`no answer within ${this.timeoutMs / 1000}s`);
+        err.code = 'ETIMEDOUT';
+        request.destroy(err);
+      });
+      request.on('error', (err) => reject(this.networkError(err as NodeJS.ErrnoException)));
+      request.end(payload);
+    });
+  }
+
+  /** Sends a request and returns the body of a 2xx answer; any other answer becomes a UserError. */
+  async call(req: KubeRequest, purpose: RequestPurpose): Promise<any> {
+    const res = await this.send(req);
+    if (res.status >= 200 && res.status < 300) return res.body;
+    throw this.apiError(res, purpose);
+  }
+
+  private networkError(err: NodeJS.ErrnoException): UserError {
+    const code = err.code ?? '';
+    if (TLS_TRUST_CODES.has(code)) {
+      const why =
+        code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+          ? 'its certificate is not valid for this address'
+          : code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID'
+            ? 'its certificate has expired or is not valid yet'
+            : `its certificate is not signed by the CA in ${this.config.inputName} (certificate-authority-data of cluster "${this.config.cluster}")`;
+      return new UserError(
+        `TLS check failed for ${this.where}: ${why} (${code}). The kubeconfig is probably for another cluster, or its CA is outdated: download it again and update the secret`,
+      );
+    }
+    if (code.startsWith('ERR_SSL') || code === 'EPROTO') {
+      return new UserError(`TLS handshake with ${this.where} failed (${code}): is the address an https endpoint of a Kubernetes API server?`);
+    }
+    if (NETWORK_CODES.has(code)) {
+      return new UserError(
+        `cannot reach ${this.where}: ${err.message}. Check the server address in ${this.config.inputName} and that this runner can reach it ` +
+          '(a private endpoint needs a self-hosted runner or a public endpoint; check the API server\'s IP allow-list)',
+      );
+    }
+    return new UserError(`request to ${this.where} failed: ${err.message}${code ? ` (${code})` : ''}`);
+  }
+
+  /** The UserError for a non-2xx answer. */
+  apiError(res: KubeResponse, purpose: RequestPurpose): UserError {
+    const status: KubeStatus = res.body && res.body.kind === 'Status' ? res.body : {};
+    const serverMessage = status.message ?? res.text.trim().slice(0, 500);
+    const target = describeTarget(purpose);
+    switch (res.status) {
+      case 401:
+        return new UserError(
+          `${this.where} rejected the credentials of user "${this.config.user}" (401 Unauthorized): the token or client certificate ` +
+            `in ${this.config.inputName} is wrong, expired or for another cluster. Download the kubeconfig again and update the secret`,
+        );
+      case 403: {
+        // The server's message names the user, verb and resource it checked
+        // (a server-side apply is checked as patch, then create).
+        const user = /User "([^"]+)"/.exec(serverMessage)?.[1];
+        const denied = /cannot (\w+) resource "([^"]+)"(?: in API group "([^"]*)")?/.exec(serverMessage);
+        const verb = denied?.[1] ?? purpose.verb;
+        const resource = denied ? (denied[3] ? `${denied[2]}.${denied[3]}` : denied[2]) : purpose.resource;
+        const who = user ? `user "${user}"` : `user "${this.config.user}"`;
+        const anonymous = user === 'system:anonymous' ? ' The request was anonymous: the kubeconfig has no credentials the server accepts.' : '';
+        return new UserError(
+          `RBAC denied ${who} to ${verb} ${resource}${purpose.namespace ? ` in namespace "${purpose.namespace}"` : ''} (403 Forbidden).` +
+            `${anonymous} Grant the verb with a Role and RoleBinding (or ClusterRole) for that user, or use a kubeconfig that has it`,
+          serverMessage,
+        );
+      }
+      case 409: {
+        const conflicts = (status.details?.causes ?? []).filter((c) => c.type === 'FieldManagerConflict');
+        if (conflicts.length) {
+          const lines = conflicts.map((c) => `${c.field ?? '?'}: ${c.message ?? ''}`);
+          return new UserError(
+            `${target}: ${conflicts.length} field(s) are owned by another field manager (409 Conflict). Someone changed them with another ` +
+              'tool (kubectl apply/edit, a controller, the console) since this action applied them. Set `force: true` to take them over ' +
+              'with the values from this workflow, or remove them from the other tool',
+            lines.join('\n'),
+          );
+        }
+        return new UserError(`${target}: conflict (409): ${serverMessage}. The object changed while it was being updated: run again`);
+      }
+      case 422: {
+        const causes = (status.details?.causes ?? []).map((c) => `${c.field ?? ''}${c.field ? ': ' : ''}${c.message ?? c.reason ?? ''}`);
+        return new UserError(`the API server rejected ${target} (422 Invalid): ${serverMessage}`, causes.join('\n') || undefined);
+      }
+      case 404:
+        return new UserError(`${target}: not found (404): ${serverMessage}`);
+      default:
+        return new UserError(
+          `${this.where} answered ${res.status}${status.reason ? ` ${status.reason}` : ''} to ${target}: ${serverMessage || '(no message)'}`,
+        );
+    }
+  }
+}
+
+interface KubeStatus {
+  message?: string;
+  reason?: string;
+  details?: { name?: string; kind?: string; causes?: { type?: string; reason?: string; message?: string; field?: string }[] };
+}
+
+function describeTarget(p: RequestPurpose): string {
+  const object = p.name ? `${p.resource} ${p.namespace ? `${p.namespace}/` : ''}${p.name}` : `${p.resource}${p.namespace ? ` in namespace "${p.namespace}"` : ''}`;
+  return `${p.verb} ${object}`;
+}

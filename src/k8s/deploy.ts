@@ -1,0 +1,418 @@
+// The deploy stage: put the WasmPlugin on the API server (dry run, apply or
+// delete), verify that the gateway answers as the tests expect, and restore
+// what was there before when it does not.
+import * as core from '@actions/core';
+import { UserError } from '../errors.js';
+import { KubeClient, type RequestPurpose } from './client.js';
+import { diffObjects, sameContent } from './diff.js';
+import { loadKubeconfig } from './kubeconfig.js';
+import { inspectGatewayPods, readFetchCounts, type FetchCounts, type PodCheck } from './pods.js';
+import { formatVerifyReport, verify, type VerifyOptions, type VerifyReport } from './verify.js';
+import {
+  DEFAULT_NAMESPACE,
+  WASMPLUGIN_API_VERSION,
+  WASMPLUGIN_GROUP,
+  WASMPLUGIN_RESOURCE,
+  WASMPLUGIN_VERSION,
+  renderWasmPlugin,
+  validateWasmPlugin,
+  type WasmPlugin,
+  type WasmPluginOptions,
+} from './wasmplugin.js';
+
+export const FIELD_MANAGER = 'asm-wasm-action';
+const RESOURCE = `${WASMPLUGIN_RESOURCE}.${WASMPLUGIN_GROUP}`;
+
+export type DeployMode = 'dry-run' | 'apply' | 'delete';
+export type DeployOutcome = 'created' | 'configured' | 'unchanged' | 'deleted';
+
+/** Registry credentials for the image pull secret (type kubernetes.io/dockerconfigjson). */
+export interface PullSecretOptions {
+  /** Secret name; also used as spec.imagePullSecret when that is not set. */
+  name: string;
+  /** Registry host, e.g. `registry.cn-hangzhou.aliyuncs.com`. */
+  registry: string;
+  username: string;
+  password: string;
+}
+
+export interface GatewayCheckOptions {
+  /** Kubeconfig (YAML or base64) of the data-plane cluster where the gateway pods run. */
+  kubeconfig: string;
+  context?: string;
+  /** Namespace of the gateway pods; default the WasmPlugin's namespace. */
+  namespace?: string;
+}
+
+export interface DeployOptions {
+  /** The kubeconfig secret: YAML or base64. For ASM, the mesh instance's (control plane) kubeconfig. */
+  kubeconfig: string;
+  context?: string;
+  mode: DeployMode;
+  /** The resource; for `delete`, only name and namespace are used. */
+  plugin: WasmPluginOptions;
+  /** Take over fields another field manager owns (server-side apply force). */
+  force?: boolean;
+  /** Default `asm-wasm-action`. */
+  fieldManager?: string;
+  /** Per API request; default 30 s. */
+  requestTimeoutMs?: number;
+  /** Create or update this image pull secret next to the WasmPlugin first. */
+  pullSecret?: PullSecretOptions;
+  /** After an apply: HTTP cases against the gateway; on failure the previous state is restored. */
+  verify?: VerifyOptions;
+  /** After an apply: also look at the gateway pods in the data-plane cluster. */
+  gateway?: GatewayCheckOptions;
+  /** Default core.setSecret. */
+  setSecret?: (value: string) => void;
+  /** Progress lines; default core.info. */
+  log?: (line: string) => void;
+}
+
+export interface RollbackResult {
+  /** What was done: the previous spec put back, or the object we created deleted. */
+  action: 'restored' | 'deleted';
+  ok: boolean;
+  /** Generation after a restore. */
+  generation?: number;
+  error?: string;
+}
+
+export interface DeployResult {
+  mode: DeployMode;
+  /** `namespace/name` */
+  wasmplugin: string;
+  namespace: string;
+  name: string;
+  /** What happened, or for a dry run what would happen. */
+  result: DeployOutcome;
+  dryRun: boolean;
+  /** metadata.generation after the operation (for a delete: of the deleted object). */
+  generation?: number;
+  /** Unified diff of labels, annotations and spec, live -> new; '' if none. */
+  diff: string;
+  server: string;
+  context: string;
+  /** The object as the server returned it (for a dry run: as it would be). */
+  object?: WasmPlugin;
+  /** The live object before the operation, or null if there was none. */
+  previous: WasmPlugin | null;
+  warnings: string[];
+  pullSecret?: { name: string; result: DeployOutcome };
+  verification?: VerifyReport;
+  pods?: PodCheck[];
+  rollback?: RollbackResult;
+}
+
+/** Thrown when verification fails after an apply; `result` has the report and the rollback. */
+export class DeployVerificationError extends UserError {
+  constructor(readonly result: DeployResult) {
+    const failing = result.verification?.cases.filter((c) => !c.passed) ?? [];
+    const podProblems = (result.pods ?? []).filter((p) => p.problems.length);
+    const rb = result.rollback;
+    const rollback = !rb
+      ? 'nothing to roll back'
+      : rb.ok
+        ? rb.action === 'deleted'
+          ? 'rolled back: the WasmPlugin this run created was deleted'
+          : `rolled back: the previous spec was restored (generation ${rb.generation})`
+        : `ROLLBACK FAILED (${rb.error}): fix ${result.wasmplugin} by hand`;
+    super(
+      `verification of ${result.wasmplugin} failed (${[
+        failing.length ? `${failing.length} case(s): ${failing.map((c) => c.name).join(', ')}` : '',
+        podProblems.length ? `${podProblems.length} gateway pod(s) with problems` : '',
+      ]
+        .filter(Boolean)
+        .join('; ')}); ${rollback}`,
+      [
+        ...failing.map((c) => `${c.name}: ${c.problems.join('; ')}`),
+        ...podProblems.map((p) => `pod ${p.pod}: ${p.problems.join('; ')}`),
+      ].join('\n'),
+    );
+    this.name = 'DeployVerificationError';
+  }
+}
+
+function pluginPath(namespace: string, name?: string): string {
+  const base = `/apis/${WASMPLUGIN_GROUP}/${WASMPLUGIN_VERSION}/namespaces/${encodeURIComponent(namespace)}/${WASMPLUGIN_RESOURCE}`;
+  return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
+}
+
+function purpose(verb: string, namespace: string, name?: string): RequestPurpose {
+  return { verb, resource: RESOURCE, namespace, name };
+}
+
+/** Fails with "is Istio or ASM installed?" when the server does not serve WasmPlugins. */
+export async function checkWasmPluginApi(client: KubeClient): Promise<void> {
+  const res = await client.send({ method: 'GET', path: `/apis/${WASMPLUGIN_GROUP}/${WASMPLUGIN_VERSION}` });
+  const missing = () =>
+    new UserError(
+      `${client.where} does not serve ${WASMPLUGIN_API_VERSION} WasmPlugin (the WasmPlugin CRD is not installed): is Istio or ASM installed in this cluster? ` +
+        'For Alibaba Cloud Service Mesh, use the kubeconfig of the mesh instance (its control plane), not the one of the data-plane cluster',
+    );
+  if (res.status === 404) throw missing();
+  if (res.status !== 200) throw client.apiError(res, { verb: 'get', resource: `API group ${WASMPLUGIN_API_VERSION}` });
+  const resources: { name?: string }[] = res.body?.resources ?? [];
+  if (!resources.some((r) => r.name === WASMPLUGIN_RESOURCE)) throw missing();
+}
+
+/** The live WasmPlugin, or null. */
+export async function getWasmPlugin(client: KubeClient, namespace: string, name: string): Promise<WasmPlugin | null> {
+  const res = await client.send({ method: 'GET', path: pluginPath(namespace, name) });
+  if (res.status === 404) return null;
+  if (res.status !== 200) throw client.apiError(res, purpose('get', namespace, name));
+  return res.body as WasmPlugin;
+}
+
+/** Server-side apply of any object; `dryRun` asks the server to check it without storing it. */
+async function serverSideApply(
+  client: KubeClient,
+  path: string,
+  object: object,
+  what: RequestPurpose,
+  options: { fieldManager: string; force: boolean; dryRun: boolean },
+): Promise<any> {
+  const res = await client.send({
+    method: 'PATCH',
+    path,
+    query: { fieldManager: options.fieldManager, force: options.force, dryRun: options.dryRun ? 'All' : undefined },
+    body: object,
+    contentType: 'application/apply-patch+yaml',
+  });
+  if (res.status === 200 || res.status === 201) return res.body;
+  if (res.status === 404 && res.body?.details?.kind === 'namespaces') {
+    throw new UserError(`namespace "${what.namespace}" does not exist on ${client.where}: create it, or set the namespace input`);
+  }
+  throw client.apiError(res, what);
+}
+
+function dockerConfigJson(secret: PullSecretOptions): string {
+  const auth = Buffer.from(`${secret.username}:${secret.password}`).toString('base64');
+  return JSON.stringify({ auths: { [secret.registry]: { username: secret.username, password: secret.password, auth } } });
+}
+
+/** Creates or updates the image pull secret; returns what happened. */
+export async function applyPullSecret(
+  client: KubeClient,
+  namespace: string,
+  secret: PullSecretOptions,
+  options: { fieldManager: string; force: boolean; dryRun: boolean; setSecret: (v: string) => void },
+): Promise<DeployOutcome> {
+  const json = dockerConfigJson(secret);
+  const data = Buffer.from(json).toString('base64');
+  for (const value of [secret.password, Buffer.from(`${secret.username}:${secret.password}`).toString('base64'), json, data]) {
+    options.setSecret(value);
+  }
+  const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(secret.name)}`;
+  const what = { verb: 'patch', resource: 'secrets', namespace, name: secret.name };
+  const before = await client.send({ method: 'GET', path });
+  if (before.status !== 200 && before.status !== 404) throw client.apiError(before, { ...what, verb: 'get' });
+  const after = await serverSideApply(
+    client,
+    path,
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: secret.name, namespace },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: { '.dockerconfigjson': data },
+    },
+    what,
+    options,
+  );
+  if (before.status === 404) return 'created';
+  const same = before.body?.data?.['.dockerconfigjson'] === after?.data?.['.dockerconfigjson'] && before.body?.type === after?.type;
+  return same ? 'unchanged' : 'configured';
+}
+
+/**
+ * Puts `previous` back exactly (labels, annotations, spec) over whatever is
+ * live now, or deletes the live object when there was no previous one.
+ */
+export async function rollback(
+  client: KubeClient,
+  previous: WasmPlugin | null,
+  target: { namespace: string; name: string },
+  fieldManager = FIELD_MANAGER,
+): Promise<RollbackResult> {
+  const { namespace, name } = target;
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const live = await getWasmPlugin(client, namespace, name);
+      if (!previous) {
+        if (!live) return { action: 'deleted', ok: true };
+        const res = await client.send({
+          method: 'DELETE',
+          path: pluginPath(namespace, name),
+          body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: live.metadata.uid } },
+        });
+        if (res.status === 200 || res.status === 202 || res.status === 404) return { action: 'deleted', ok: true };
+        if (res.status === 409 && attempt < 3) continue;
+        throw client.apiError(res, purpose('delete', namespace, name));
+      }
+      // Replace (not apply): the whole spec as it was, whoever owns which field.
+      const { managedFields: _managed, ...liveMeta } = live?.metadata ?? ({} as WasmPlugin['metadata']);
+      const body: WasmPlugin = {
+        apiVersion: WASMPLUGIN_API_VERSION,
+        kind: 'WasmPlugin',
+        metadata: {
+          ...liveMeta,
+          name,
+          namespace,
+          labels: previous.metadata.labels,
+          annotations: previous.metadata.annotations,
+        },
+        spec: previous.spec,
+      };
+      if (!body.metadata.labels) delete body.metadata.labels;
+      if (!body.metadata.annotations) delete body.metadata.annotations;
+      let res;
+      if (live) {
+        res = await client.send({ method: 'PUT', path: pluginPath(namespace, name), query: { fieldManager }, body });
+      } else {
+        // Someone deleted it meanwhile: create it again as it was.
+        const { resourceVersion: _rv, uid: _uid, ...meta } = body.metadata;
+        res = await client.send({ method: 'POST', path: pluginPath(namespace), query: { fieldManager }, body: { ...body, metadata: meta } });
+      }
+      if (res.status === 200 || res.status === 201) return { action: 'restored', ok: true, generation: res.body?.metadata?.generation };
+      if (res.status === 409 && attempt < 3) continue;
+      throw client.apiError(res, purpose(live ? 'update' : 'create', namespace, name));
+    }
+  } catch (err) {
+    return { action: previous ? 'restored' : 'deleted', ok: false, error: (err as Error).message };
+  }
+}
+
+function outcome(previous: WasmPlugin | null, after: WasmPlugin, dryRun: boolean): DeployOutcome {
+  if (!previous) return 'created';
+  // A server-side apply that changes nothing is not written: same resourceVersion.
+  if (!dryRun) return after.metadata.resourceVersion === previous.metadata.resourceVersion ? 'unchanged' : 'configured';
+  return sameContent(previous, after) ? 'unchanged' : 'configured';
+}
+
+/** Dry-run, apply or delete the WasmPlugin, then verify (and roll back) after an apply. */
+export async function deploy(options: DeployOptions): Promise<DeployResult> {
+  const setSecret = options.setSecret ?? core.setSecret;
+  const log = options.log ?? core.info;
+  const fieldManager = options.fieldManager ?? FIELD_MANAGER;
+  const force = options.force ?? false;
+  const config = loadKubeconfig(options.kubeconfig, { context: options.context, setSecret });
+  // Parse the data-plane kubeconfig now too, so its credentials are masked before any log line.
+  const gatewayConfig = options.gateway
+    ? loadKubeconfig(options.gateway.kubeconfig, { context: options.gateway.context, setSecret, inputName: 'cluster-kubeconfig' })
+    : undefined;
+  const client = new KubeClient(config, { timeoutMs: options.requestTimeoutMs });
+  const namespace = options.plugin.namespace || DEFAULT_NAMESPACE;
+  const name = options.plugin.name;
+  const dryRun = options.mode === 'dry-run';
+
+  let desired: WasmPlugin | undefined;
+  let warnings: string[] = [];
+  if (options.mode === 'delete') {
+    const probe = validateWasmPlugin({
+      apiVersion: WASMPLUGIN_API_VERSION,
+      kind: 'WasmPlugin',
+      metadata: { name, namespace },
+      spec: { url: 'oci://placeholder' },
+    });
+    const metaErrors = probe.errors.filter((e) => e.startsWith('metadata.'));
+    if (metaErrors.length) throw new UserError(`cannot delete the WasmPlugin: ${metaErrors[0]}`, metaErrors.join('\n'));
+  } else if (options.mode === 'apply' || options.mode === 'dry-run') {
+    const pluginOptions = { ...options.plugin, namespace };
+    if (options.pullSecret && !pluginOptions.imagePullSecret) pluginOptions.imagePullSecret = options.pullSecret.name;
+    desired = renderWasmPlugin(pluginOptions);
+    warnings = validateWasmPlugin(desired).warnings;
+  } else {
+    throw new UserError(`mode must be dry-run, apply or delete, not "${String(options.mode)}"`);
+  }
+
+  log(`${options.mode} WasmPlugin ${namespace}/${name} on ${config.server} (context "${config.context}")`);
+  await checkWasmPluginApi(client);
+  const previous = await getWasmPlugin(client, namespace, name);
+  const base = {
+    mode: options.mode,
+    wasmplugin: `${namespace}/${name}`,
+    namespace,
+    name,
+    dryRun,
+    server: config.server,
+    context: config.context,
+    previous,
+    warnings,
+  };
+
+  if (options.mode === 'delete') {
+    if (!previous) {
+      log(`WasmPlugin ${namespace}/${name} does not exist: nothing to delete`);
+      return { ...base, result: 'unchanged', diff: '' };
+    }
+    const res = await client.send({
+      method: 'DELETE',
+      path: pluginPath(namespace, name),
+      body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: previous.metadata.uid } },
+    });
+    if (res.status !== 200 && res.status !== 202 && res.status !== 404) throw client.apiError(res, purpose('delete', namespace, name));
+    return { ...base, result: 'deleted', generation: previous.metadata.generation, diff: diffObjects(previous, null) };
+  }
+
+  let pullSecret: DeployResult['pullSecret'];
+  if (options.pullSecret) {
+    const result = await applyPullSecret(client, namespace, options.pullSecret, { fieldManager, force, dryRun, setSecret });
+    pullSecret = { name: options.pullSecret.name, result };
+    log(`image pull secret ${namespace}/${options.pullSecret.name}: ${result}${dryRun ? ' (dry run)' : ''}`);
+  }
+
+  const fetchBefore: Map<string, FetchCounts> = new Map();
+  let gatewayClient: KubeClient | undefined;
+  const gatewayNamespace = options.gateway?.namespace || namespace;
+  if (gatewayConfig && !dryRun) {
+    gatewayClient = new KubeClient(gatewayConfig, { timeoutMs: options.requestTimeoutMs });
+    for (const [pod, counts] of await readFetchCounts(gatewayClient, gatewayNamespace, desired!)) fetchBefore.set(pod, counts);
+  }
+
+  const applyStarted = new Date();
+  const object = (await serverSideApply(client, pluginPath(namespace, name), desired!, purpose('patch', namespace, name), {
+    fieldManager,
+    force,
+    dryRun,
+  })) as WasmPlugin;
+  const result: DeployResult = {
+    ...base,
+    result: outcome(previous, object, dryRun),
+    generation: object.metadata.generation,
+    diff: diffObjects(previous, object),
+    object,
+    pullSecret,
+  };
+  log(`WasmPlugin ${namespace}/${name}: ${result.result}${dryRun ? ' (dry run: nothing was changed)' : ''}, generation ${result.generation}`);
+  if (dryRun || (!options.verify && !gatewayClient)) return result;
+
+  let failed = false;
+  if (options.verify) {
+    log(`verifying ${options.verify.url} with ${options.verify.cases.length} case(s)`);
+    result.verification = await verify({
+      ...options.verify,
+      onAttempt: (attempt, cases) => {
+        const failing = cases.filter((c) => !c.passed).length;
+        log(`  attempt ${attempt}: ${failing} of ${cases.length} case(s) failing, retrying`);
+        options.verify?.onAttempt?.(attempt, cases);
+      },
+    });
+    log(formatVerifyReport(result.verification));
+    failed ||= !result.verification.passed;
+  }
+  if (gatewayClient) {
+    result.pods = await inspectGatewayPods(gatewayClient, gatewayNamespace, desired!, { since: applyStarted, fetchBefore });
+    for (const pod of result.pods) {
+      log(`gateway pod ${pod.pod}: ${pod.problems.length ? pod.problems.join('; ') : 'ok'}${pod.notes.length ? ` (${pod.notes.join('; ')})` : ''}`);
+    }
+    failed ||= result.pods.some((p) => p.problems.length > 0);
+  }
+  if (!failed) return result;
+
+  if (result.result !== 'unchanged') {
+    log(previous ? `restoring the previous spec of ${namespace}/${name}` : `deleting ${namespace}/${name}, which this run created`);
+    result.rollback = await rollback(client, previous, { namespace, name }, fieldManager);
+  }
+  throw new DeployVerificationError(result);
+}

@@ -1,0 +1,38 @@
+// The deploy stage's part of the job summary, in Markdown.
+import type { DeployResult } from './deploy.js';
+import { formatVerifyReport } from './verify.js';
+import { describeSha256 } from './wasmplugin.js';
+
+export function formatDeploySummary(result: DeployResult): string {
+  const out: string[] = [];
+  const verb = result.dryRun ? `would be ${result.result} (dry run, nothing changed)` : result.result;
+  out.push(`### WasmPlugin \`${result.wasmplugin}\`: ${verb}`);
+  out.push('');
+  out.push(`- API server: ${result.server} (context \`${result.context}\`)`);
+  if (result.generation !== undefined) out.push(`- generation: ${result.generation}`);
+  const spec = result.object?.spec;
+  if (spec?.url) out.push(`- url: \`${spec.url}\``);
+  if (spec?.sha256) out.push(`- sha256: \`${spec.sha256}\` (${describeSha256(spec.url)})`);
+  if (result.pullSecret) out.push(`- image pull secret \`${result.pullSecret.name}\`: ${result.pullSecret.result}`);
+  for (const warning of result.warnings) out.push(`- :warning: ${warning}`);
+  if (result.diff) {
+    out.push('', '<details open><summary>diff against the live object</summary>', '', '```diff', result.diff, '```', '', '</details>');
+  }
+  if (result.verification) out.push('', formatVerifyReport(result.verification));
+  if (result.pods?.length) {
+    out.push('', '| gateway pod | result | details |', '| --- | --- | --- |');
+    for (const p of result.pods) {
+      out.push(`| ${p.pod} | ${p.problems.length ? 'FAIL' : 'ok'} | ${[...p.problems, ...p.notes].join('; ').replace(/\|/g, '\\|')} |`);
+    }
+  }
+  if (result.rollback) {
+    const rb = result.rollback;
+    out.push(
+      '',
+      rb.ok
+        ? `Rolled back: ${rb.action === 'deleted' ? 'the WasmPlugin this run created was deleted' : `previous spec restored (generation ${rb.generation})`}.`
+        : `**Rollback failed**: ${rb.error}`,
+    );
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,212 @@
+// The push stage: package plugin.wasm as an OCI image, push it (or write an
+// OCI layout when no registry is given), and prove the result loads the way
+// Istio will load it before reporting success.
+//
+// Order of operations against a registry, so a tag never names a half-pushed
+// image: check version tags -> upload every missing blob -> confirm every
+// blob -> PUT the manifest by digest -> read it back by digest through the
+// gate -> only then PUT it under each tag.
+import { readFile } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
+import * as core from '@actions/core';
+import { UserError } from '../errors.js';
+import { buildImage, sha256Hex, uniqueBlobs, type ImageFormat } from './image.js';
+import { gate, layoutSource } from './gate.js';
+import { writeLayout } from './layout.js';
+import {
+  RegistryClient,
+  isVersionTag,
+  parseRegistry,
+  resolveCredentials,
+  validateRepository,
+  validateTag,
+  type RetryPolicy,
+} from './registry.js';
+
+export type { ImageFormat } from './image.js';
+export { IMAGE_FORMATS, buildImage } from './image.js';
+export { gate, layoutSource, memorySource } from './gate.js';
+export { isVersionTag } from './registry.js';
+
+export interface PushOptions {
+  /** The built module. */
+  wasmPath: string;
+  /** Hex sha256 (optionally "sha256:"-prefixed) the module must have. */
+  wasmSha256: string;
+  /** "host[:port]"; without it the image is written to `layoutDir`. */
+  registry?: string;
+  /** e.g. "team/header-plugin"; required with `registry`. */
+  repository?: string;
+  tags: string[];
+  format?: ImageFormat;
+  username?: string;
+  password?: string;
+  dockerConfigPath?: string;
+  /** PEM CA certificate to trust for the registry (on top of the system ones). */
+  caFile?: string;
+  /** Allow plain HTTP / unverified TLS to a non-loopback registry. */
+  insecure?: boolean;
+  /** Move version tags (v1.2.3, 1.2) that already name another image. */
+  force?: boolean;
+  /** Written to org.opencontainers.image.source. */
+  source?: string;
+  /** Written to org.opencontainers.image.revision. */
+  revision?: string;
+  /** Commit time (RFC 3339) for `created`. */
+  created?: string;
+  /** Where to write the OCI layout when there is no registry (default .asm-wasm/oci-layout). */
+  layoutDir?: string;
+  /** Tuning, mainly for tests. */
+  retry?: Partial<RetryPolicy>;
+  chunkThresholdBytes?: number;
+  chunkSizeBytes?: number;
+  timeoutMs?: number;
+}
+
+export interface PushResult {
+  /** "host/repo@sha256:…" (for a layout: "<dir>@sha256:…"). */
+  imageRef: string;
+  /** The image manifest's digest (never an index). */
+  digest: string;
+  /** "oci://host/repo@sha256:…", as a WasmPlugin's url (for a layout: "oci-layout://<dir>@sha256:…"). */
+  url: string;
+  tags: string[];
+  /** Blobs sent (or written) this time. */
+  uploaded: number;
+  /** Blobs already there. */
+  skipped: number;
+  /** The layout directory, when no registry was given. */
+  ociLayout?: string;
+}
+
+export const DEFAULT_LAYOUT_DIR = '.asm-wasm/oci-layout';
+
+function uniqueTags(tags: string[]): string[] {
+  const out: string[] = [];
+  for (const raw of tags) {
+    const t = raw.trim();
+    if (!t || out.includes(t)) continue;
+    validateTag(t);
+    out.push(t);
+  }
+  return out;
+}
+
+export async function push(options: PushOptions): Promise<PushResult> {
+  let wasm: Buffer;
+  try {
+    wasm = await readFile(options.wasmPath);
+  } catch (err) {
+    throw new UserError(`could not read the plugin ${options.wasmPath}: ${(err as Error).message}`);
+  }
+  const builtSha = sha256Hex(wasm);
+  const expected = options.wasmSha256.replace(/^sha256:/, '').toLowerCase();
+  if (expected !== builtSha) {
+    throw new UserError(`${options.wasmPath} has sha256 ${builtSha}, but the build produced ${expected}: it changed after it was built and tested`);
+  }
+  const tags = uniqueTags(options.tags);
+  const image = buildImage({
+    wasm,
+    format: options.format ?? 'compat',
+    source: options.source,
+    revision: options.revision,
+    created: options.created,
+  });
+  const digest = image.manifestDigest;
+  core.info(`image ${digest} (${image.format}, ${image.layers.length} layer(s), plugin sha256 ${builtSha})`);
+
+  if (!options.registry) {
+    const dir = resolvePath(options.layoutDir ?? DEFAULT_LAYOUT_DIR);
+    const { written, skipped } = await writeLayout(dir, image, tags);
+    await gate(layoutSource(dir), digest, builtSha);
+    core.info(`wrote OCI layout ${dir} (${written} blob(s) written, ${skipped} already there)`);
+    return {
+      imageRef: `${dir}@${digest}`,
+      digest,
+      url: `oci-layout://${dir}@${digest}`,
+      tags,
+      uploaded: written,
+      skipped,
+      ociLayout: dir,
+    };
+  }
+
+  const address = parseRegistry(options.registry);
+  if (!options.repository) throw new UserError(`a repository is needed to push to ${address.host} (e.g. my-team/header-plugin)`);
+  validateRepository(options.repository);
+  const credentials = await resolveCredentials({
+    registry: options.registry,
+    username: options.username,
+    password: options.password,
+    dockerConfigPath: options.dockerConfigPath,
+  });
+  const client = new RegistryClient({
+    registry: options.registry,
+    repository: options.repository,
+    credentials,
+    caFile: options.caFile,
+    insecure: options.insecure,
+    retry: options.retry,
+    chunkThresholdBytes: options.chunkThresholdBytes,
+    chunkSizeBytes: options.chunkSizeBytes,
+    timeoutMs: options.timeoutMs,
+  });
+  const ref = `${address.host}/${client.repository}`;
+  try {
+    await client.ping();
+
+    for (const tag of tags) {
+      if (!isVersionTag(tag)) continue;
+      const current = await client.resolve(tag);
+      if (current && current !== digest) {
+        if (!options.force) {
+          throw new UserError(
+            `${ref}:${tag} already names ${current}; version tags are not moved to a different image (${digest}). Publish a new version, or set force to move the tag.`,
+          );
+        }
+        core.info(`moving version tag ${tag} from ${current} (force)`);
+      }
+    }
+
+    let uploaded = 0;
+    let skipped = 0;
+    const blobs = uniqueBlobs(image);
+    for (const b of blobs) {
+      if (await client.blobExists(b.digest)) {
+        skipped++;
+        core.info(`blob ${b.digest} already in ${ref}`);
+        continue;
+      }
+      await client.uploadBlob(b);
+      uploaded++;
+      core.info(`uploaded blob ${b.digest} (${b.size} bytes)`);
+    }
+    for (const b of blobs) {
+      if (!(await client.blobExists(b.digest))) {
+        throw new UserError(`registry ${address.host} does not show blob ${b.digest} after it was uploaded; nothing was tagged`);
+      }
+    }
+
+    await client.putManifest(digest, image.manifest, image.mediaType);
+    const checked = await gate(client.source(), digest, builtSha);
+    core.info(`read back ${ref}@${digest}: loads as a ${checked.variant} image, plugin.wasm matches`);
+
+    for (const tag of tags) {
+      await client.putManifest(tag, image.manifest, image.mediaType);
+      const now = await client.resolve(tag);
+      if (now !== digest) throw new UserError(`after tagging, ${ref}:${tag} names ${now ?? 'nothing'} instead of ${digest}`);
+      core.info(`tagged ${ref}:${tag}`);
+    }
+
+    return {
+      imageRef: `${ref}@${digest}`,
+      digest,
+      url: `oci://${ref}@${digest}`,
+      tags,
+      uploaded,
+      skipped,
+    };
+  } finally {
+    client.close();
+  }
+}

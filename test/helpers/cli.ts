@@ -1,0 +1,84 @@
+// Runs the CLI entry in this process, as `asm-wasm <args>` would, with its
+// own environment, and captures what it prints.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { main } from '../../src/main.js';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json?: { ok: boolean; error?: string; outputs: Record<string, string>; results: any };
+}
+
+export async function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
+  const saved = { ...process.env };
+  const out: string[] = [];
+  const err: string[] = [];
+  const stdout = process.stdout.write;
+  const stderr = process.stderr.write;
+  process.stdout.write = ((c: string | Uint8Array) => (out.push(String(c)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((c: string | Uint8Array) => (err.push(String(c)), true)) as typeof process.stderr.write;
+  for (const k of ['GITHUB_ACTIONS', 'GITHUB_OUTPUT', 'GITHUB_STEP_SUMMARY', 'ASM_WASM_INPUTS', 'ASM_WASM_STEPS']) delete process.env[k];
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  try {
+    const code = await main(args);
+    const text = out.join('');
+    let json;
+    if (args.includes('--json')) json = JSON.parse(text);
+    return { code, stdout: text, stderr: err.join(''), json };
+  } finally {
+    process.stdout.write = stdout;
+    process.stderr.write = stderr;
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `asm-wasm-${prefix}-`));
+}
+
+export interface PluginFixture {
+  /** assembly/index.ts; default: the reference plugin's sources. */
+  source?: string;
+  /** The asbuild script; null for none (the build stage runs asc on `entry`). */
+  asbuild?: string | null;
+  /** Extra files, relative to the plugin dir. */
+  files?: Record<string, string>;
+}
+
+/**
+ * A copy of the reference plugin (package.json, lockfile, sources, manifest,
+ * tests) in a temp dir, with the given changes. It has no node_modules: the
+ * toolchain stage links the cached compiler in.
+ */
+export function makePlugin(fixture: PluginFixture = {}): string {
+  const dir = path.join(tempDir('plugin'), 'plugin');
+  const src = path.join(ROOT, 'plugin');
+  fs.mkdirSync(path.join(dir, 'assembly'), { recursive: true });
+  for (const f of ['package.json', 'package-lock.json', 'wasmplugin.yaml', 'tests.yaml']) fs.copyFileSync(path.join(src, f), path.join(dir, f));
+  for (const f of fs.readdirSync(path.join(src, 'assembly'))) fs.copyFileSync(path.join(src, 'assembly', f), path.join(dir, 'assembly', f));
+  if (fixture.source !== undefined) fs.writeFileSync(path.join(dir, 'assembly', 'index.ts'), fixture.source);
+  if (fixture.asbuild !== undefined) {
+    const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+    if (fixture.asbuild === null) delete pkg.scripts.asbuild;
+    else pkg.scripts.asbuild = fixture.asbuild;
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(pkg, null, 2));
+  }
+  for (const [f, text] of Object.entries(fixture.files ?? {})) {
+    fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+    fs.writeFileSync(path.join(dir, f), text);
+  }
+  return dir;
+}
+
+export function fixtureSource(name: string): string {
+  return fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'plugins', `${name}.ts`), 'utf8');
+}
