@@ -144,9 +144,10 @@ export async function runLocalTest(options: LocalTestOptions): Promise<LocalTest
   let upstream: Upstream | undefined;
   let envoy: EnvoyProcess | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new UserError(`the local Envoy test did not finish within ${options.timeoutSeconds}s (input test-timeout)`, envoy ? tail(envoy.log()) : undefined)),
+      () => (timedOut = true, reject(new UserError(`the local Envoy test did not finish within ${options.timeoutSeconds}s (input test-timeout)`, envoy ? tail(envoy.log()) : undefined))),
       options.timeoutSeconds * 1000,
     );
   });
@@ -155,9 +156,12 @@ export async function runLocalTest(options: LocalTestOptions): Promise<LocalTest
     const bootstrap = renderEnvoyBootstrap({ listenerPort: 0, adminPort: 0, upstreamPort: upstream.port, filter: options.filter });
     core.info(`starting Envoy ${options.envoyVersion} with ${options.filter.namespace}.${options.filter.name} (root_id ${options.filter.rootId})`);
     envoy = await startEnvoy({ binary: options.envoyBinary, bootstrap, workDir, readyTimeoutMs: Math.min(30_000, options.timeoutSeconds * 1000) });
+    // The stage may have timed out while Envoy was starting; then nobody else will stop it.
+    if (timedOut) await envoy.stop();
     core.info(`Envoy ready: listener 127.0.0.1:${envoy.listenerPort}, admin ${envoy.adminUrl}`);
     const results: CaseResult[] = [];
     for (const c of options.cases) {
+      if (timedOut) break;
       const result = await runCase(envoy, upstream, c);
       results.push(result);
       core.info(`${result.passed ? 'PASS' : 'FAIL'} ${c.name}${result.actual ? ` (${result.actual.status})` : ''}`);

