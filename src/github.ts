@@ -51,3 +51,11 @@ export function makeTempDir(prefix: string): string {
   fs.mkdirSync(root, { recursive: true });
   return fs.mkdtempSync(path.join(root, `asm-wasm-${prefix}-`));
 }
+
+/**
+ * Hides a secret in the workflow log. Outside Actions it does nothing: there
+ * the command would print the secret itself.
+ */
+export function maskSecret(value: string | undefined): void {
+  if (value && inActions()) core.setSecret(value);
+}

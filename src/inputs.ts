@@ -10,6 +10,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from './errors.js';
+import { IMAGE_FORMATS, splitImage, type ImageFormat } from './oci/index.js';
+import { maskSecret } from './github.js';
 
 export const FAIL_STRATEGIES = ['FAIL_CLOSE', 'FAIL_OPEN', 'FAIL_RELOAD'] as const;
 export type FailStrategy = (typeof FAIL_STRATEGIES)[number];
@@ -44,9 +46,22 @@ export const INPUTS = {
   'envoy-path': { description: 'Use this Envoy binary instead of finding or installing one.', value: 'file' },
   'envoy-download-url': { description: 'Base URL of Envoy release binaries (a mirror).', default: DEFAULT_ENVOY_DOWNLOAD_URL, value: 'url' },
   'test-timeout': { description: 'Seconds the local Envoy test may take in all.', default: '120', value: 'seconds' },
+  image: {
+    description: 'Registry and repository to push to, e.g. registry.cn-hangzhou.aliyuncs.com/team/header-authorization. Empty: write an OCI image layout directory instead.',
+    value: 'host/repo',
+  },
+  tags: { description: 'Tags to push, separated by commas or newlines. Default: the short commit SHA.', value: 'list' },
+  'image-format': { description: 'Image layout: compat (OCI image, tar+gzip layer), docker (Docker schema 2) or wasm-artifact (Wasm OCI artifact).', default: 'compat', value: 'format' },
+  'registry-username': { description: 'Registry user name. Default: from the Docker config (docker-config).', value: 'user' },
+  'registry-password': { description: 'Registry password or token (pass a secret).', value: 'secret' },
+  'docker-config': { description: 'Docker config.json with registry credentials (auths, credHelpers, credsStore). Default: ~/.docker/config.json.', value: 'file' },
+  'registry-ca': { description: 'PEM file of a CA the registry certificate is signed by.', value: 'file' },
+  'registry-insecure': { description: 'Allow plain HTTP or an unverified certificate for a registry that is not on loopback.', default: 'false', value: 'bool' },
+  force: { description: 'Move a version tag (v1.2.3, 1.2) that already names a different image.', default: 'false', value: 'bool' },
   toolchain: { description: 'Run the toolchain stage.', default: 'true', value: 'bool' },
   build: { description: 'Run the build stage.', default: 'true', value: 'bool' },
   test: { description: 'Run the local Envoy test stage.', default: 'true', value: 'bool' },
+  push: { description: 'Run the push stage.', default: 'true', value: 'bool' },
 } as const satisfies Record<string, InputSpec>;
 
 export type InputName = keyof typeof INPUTS;
@@ -68,7 +83,16 @@ export interface Inputs {
   envoyPath?: string;
   envoyDownloadUrl: string;
   testTimeoutSeconds: number;
-  stages: { toolchain: boolean; build: boolean; test: boolean };
+  image?: { registry: string; repository: string };
+  tags: string[];
+  imageFormat: ImageFormat;
+  registryUsername?: string;
+  registryPassword?: string;
+  dockerConfig?: string;
+  registryCa?: string;
+  registryInsecure: boolean;
+  force: boolean;
+  stages: { toolchain: boolean; build: boolean; test: boolean; push: boolean };
 }
 
 function bool(name: InputName, value: string): boolean {
@@ -126,6 +150,22 @@ export function parseInputs(raw: RawInputs, cwd = process.cwd()): Inputs {
     return v ? path.resolve(cwd, v) : undefined;
   };
 
+  const imageFormat = get('image-format')!;
+  if (!(IMAGE_FORMATS as readonly string[]).includes(imageFormat)) {
+    throw new UserError(`input \`image-format\` must be one of ${IMAGE_FORMATS.join(', ')}, got "${imageFormat}"`);
+  }
+  const password = raw['registry-password'];
+  if (password) maskSecret(password);
+  const image = get('image');
+  const registryCa = optionalPath('registry-ca');
+  if (registryCa && !fs.existsSync(registryCa)) {
+    throw new UserError(`input \`registry-ca\`: ${registryCa} does not exist; give the PEM file of the CA that signed the registry's certificate`);
+  }
+  const dockerConfig = optionalPath('docker-config');
+  if (dockerConfig && !fs.existsSync(dockerConfig)) {
+    throw new UserError(`input \`docker-config\`: ${dockerConfig} does not exist`);
+  }
+
   return {
     pluginDir,
     entry: get('entry')!,
@@ -141,7 +181,21 @@ export function parseInputs(raw: RawInputs, cwd = process.cwd()): Inputs {
     envoyPath: optionalPath('envoy-path'),
     envoyDownloadUrl: get('envoy-download-url')!.replace(/\/+$/, ''),
     testTimeoutSeconds: timeout,
-    stages: { toolchain: bool('toolchain', get('toolchain')!), build: bool('build', get('build')!), test: bool('test', get('test')!) },
+    image: image ? splitImage(image) : undefined,
+    tags: (get('tags') ?? '').split(/[,\n]/).map((t) => t.trim()).filter(Boolean),
+    imageFormat: imageFormat as ImageFormat,
+    registryUsername: get('registry-username'),
+    registryPassword: password?.trim() ? password : undefined,
+    dockerConfig,
+    registryCa,
+    registryInsecure: bool('registry-insecure', get('registry-insecure')!),
+    force: bool('force', get('force')!),
+    stages: {
+      toolchain: bool('toolchain', get('toolchain')!),
+      build: bool('build', get('build')!),
+      test: bool('test', get('test')!),
+      push: bool('push', get('push')!),
+    },
   };
 }
 

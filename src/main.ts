@@ -11,7 +11,7 @@ import * as core from '@actions/core';
 import { UserError } from './errors.js';
 import { inActions, outputs } from './github.js';
 import { INPUTS, inputsFromEnv, parseInputs, type InputSpec, type RawInputs } from './inputs.js';
-import { buildStage, pluginSpec, testStage, toolchainStage, STAGE_NAMES, type Results } from './stages.js';
+import { buildStage, pluginSpec, pushStage, testStage, toolchainStage, STAGE_NAMES, type Results } from './stages.js';
 
 const COMMANDS = [...STAGE_NAMES, 'run'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -37,6 +37,7 @@ export function usage(): string {
     '  toolchain   install the AssemblyScript compiler the plugin pins',
     '  build       compile plugin.wasm and check it is a proxy-wasm plugin',
     '  test        run the plugin\'s test cases through a real local Envoy',
+    '  push        push the image to a registry (or write an OCI layout without one)',
     '  run         every enabled stage, in order',
     '',
     'Options (the same names as the action\'s inputs):',
@@ -102,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
   const realStdout = process.stdout.write.bind(process.stdout);
   let cli: Cli | undefined;
   const results: Results = {};
+  outputs.length = 0;
   try {
     cli = parseArgs(argv);
     if (cli.help) {
@@ -122,7 +124,8 @@ export async function main(argv: string[]): Promise<number> {
     for (const stage of stages) {
       if (stage === 'toolchain') await toolchainStage(inputs, results);
       else if (stage === 'build') await buildStage(inputs, results, spec);
-      else await testStage(inputs, results, spec);
+      else if (stage === 'test') await testStage(inputs, results, spec);
+      else await pushStage(inputs, results);
     }
     if (cli.json) realStdout(`${JSON.stringify({ ok: true, outputs: Object.fromEntries(outputs), results }, null, 2)}\n`);
     return 0;

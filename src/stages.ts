@@ -15,8 +15,11 @@ import { escapeHtml, writeSection } from './summary.js';
 import { loadCases } from './test/cases.js';
 import { runLocalTest, type LocalTestReport } from './test/index.js';
 import { installToolchain, type ToolchainResult } from './toolchain/index.js';
+import { push, type PushResult } from './oci/index.js';
+import { run } from './exec.js';
+import * as crypto from 'node:crypto';
 
-export const STAGE_NAMES = ['toolchain', 'build', 'test'] as const;
+export const STAGE_NAMES = ['toolchain', 'build', 'test', 'push'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];
 
 /** What the stages produce, passed along in-process or through step outputs. */
@@ -24,6 +27,7 @@ export interface Results {
   toolchain?: ToolchainResult;
   build?: Pick<BuildResult, 'wasmPath' | 'sha256' | 'size'> & Partial<BuildResult>;
   test?: LocalTestReport;
+  push?: PushResult;
 }
 
 export async function toolchainStage(inputs: Inputs, results: Results): Promise<void> {
@@ -60,7 +64,7 @@ export async function buildStage(inputs: Inputs, results: Results, spec: PluginS
 /** The wasm the test (and later push) stage uses: input, build result, or the build output of an earlier step. */
 async function wasmFor(inputs: Inputs, results: Results): Promise<string> {
   const wasm = inputs.wasmPath ?? results.build?.wasmPath;
-  if (!wasm) throw new UserError('no plugin.wasm to test: run the build stage (input build: true) or set `wasm-path`');
+  if (!wasm) throw new UserError('no plugin.wasm: run the build stage (input build: true) or set `wasm-path`');
   if (!fs.existsSync(wasm)) throw new UserError(`input \`wasm-path\`: ${wasm} does not exist`);
   if (inputs.wasmPath) {
     const v = await validateModule(fs.readFileSync(wasm));
@@ -146,4 +150,62 @@ async function writeTestSummary(report: LocalTestReport, spec: PluginSpec): Prom
 
 export function pluginSpec(inputs: Inputs): PluginSpec {
   return loadPluginSpec(inputs);
+}
+
+/** Where the image came from: the repository, the commit and the commit's time. */
+async function provenance(dir: string): Promise<{ source?: string; revision?: string; created?: string }> {
+  const git = async (args: string[]) => {
+    try {
+      const r = await run('git', args, { cwd: dir, echo: false, allowFailure: true });
+      return r.exitCode === 0 ? r.stdout.trim() : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const env = process.env;
+  const source = env.GITHUB_REPOSITORY ? `${env.GITHUB_SERVER_URL ?? 'https://github.com'}/${env.GITHUB_REPOSITORY}` : undefined;
+  const revision = env.GITHUB_SHA || (await git(['rev-parse', 'HEAD']));
+  // The commit time, not now: the same commit always gives the same image.
+  const created = revision ? await git(['show', '-s', '--format=%cI', revision]) : undefined;
+  return { source, revision, created };
+}
+
+export async function pushStage(inputs: Inputs, results: Results): Promise<void> {
+  const wasm = await wasmFor(inputs, results);
+  const sha = results.build?.sha256 || crypto.createHash('sha256').update(fs.readFileSync(wasm)).digest('hex');
+  const r = await group(inputs.image ? `Push to ${inputs.image.registry}/${inputs.image.repository}` : 'Write the OCI image layout', async () => {
+    const from = await provenance(inputs.pluginDir);
+    const tags = inputs.tags.length > 0 ? inputs.tags : from.revision ? [from.revision.slice(0, 7)] : [];
+    return push({
+      wasmPath: wasm,
+      wasmSha256: sha,
+      registry: inputs.image?.registry,
+      repository: inputs.image?.repository,
+      tags,
+      format: inputs.imageFormat,
+      username: inputs.registryUsername,
+      password: inputs.registryPassword,
+      dockerConfigPath: inputs.dockerConfig,
+      caFile: inputs.registryCa,
+      insecure: inputs.registryInsecure,
+      force: inputs.force,
+      ...from,
+    });
+  });
+  results.push = r;
+  setOutput('digest', r.digest);
+  setOutput('image-ref', r.imageRef);
+  setOutput('url', r.url);
+  setOutput('tags', r.tags.join(','));
+  if (r.ociLayout) setOutput('oci-layout', r.ociLayout);
+  await writeSection({
+    title: r.ociLayout ? 'Image (OCI layout, not pushed)' : 'Pushed image',
+    rows: [
+      ['image', 'manifest digest', 'tags', 'format', 'blobs uploaded / already there'],
+      [escapeHtml(r.imageRef.split('@')[0]), `<code>${r.digest}</code>`, escapeHtml(r.tags.join(', ') || '(none)'), inputs.imageFormat, `${r.uploaded} / ${r.skipped}`],
+    ],
+    lines: [
+      `WasmPlugin url: <code>${escapeHtml(r.url)}</code>. For an <code>oci://</code> url, <code>sha256</code> is this manifest digest; the plugin file's own sha256 is <code>${sha}</code>.`,
+    ],
+  });
 }

@@ -210,3 +210,21 @@ export async function push(options: PushOptions): Promise<PushResult> {
     client.close();
   }
 }
+
+/**
+ * Splits an image name ("registry.example.com:5000/team/plugin") into the
+ * registry and the repository. A first part without a dot, a colon or
+ * "localhost" is a Docker Hub repository ("team/plugin" is docker.io/team/plugin).
+ */
+export function splitImage(image: string): { registry: string; repository: string } {
+  const name = image.trim().replace(/^oci:\/\//, '');
+  if (/[@]|:[^/]*$/.test(name.split('/').slice(1).join('/') || '')) {
+    throw new UserError(`input \`image\`: "${image}" must name a repository without a tag or digest (tags go in \`tags\`), e.g. registry.example.com/team/header-authorization`);
+  }
+  const slash = name.indexOf('/');
+  const first = slash > 0 ? name.slice(0, slash) : '';
+  if (first && (first.includes('.') || first.includes(':') || first === 'localhost')) {
+    return { registry: first, repository: name.slice(slash + 1) };
+  }
+  return { registry: 'docker.io', repository: name.includes('/') ? name : `library/${name}` };
+}

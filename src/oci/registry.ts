@@ -24,14 +24,11 @@ import { UserError } from '../errors.js';
 import { run } from '../exec.js';
 import { MEDIA_TYPES, sha256Digest } from './image.js';
 import type { ImageSource } from './gate.js';
+import { maskSecret } from '../github.js';
 
 // ---------------------------------------------------------------------------
 // small pure helpers
 
-/** Hides a value in GitHub Actions logs. Outside Actions it does nothing (and prints nothing). */
-export function maskSecret(value: string | undefined): void {
-  if (value && process.env.GITHUB_ACTIONS === 'true') core.setSecret(value);
-}
 
 /** True for 127.0.0.0/8, ::1 and localhost (with or without a port). */
 export function isLoopbackHost(host: string): boolean {
@@ -276,15 +273,29 @@ function isDockerHub(host: string): boolean {
   return ['docker.io', 'index.docker.io', 'registry-1.docker.io'].includes(host.toLowerCase());
 }
 
-async function fromHelper(helper: string, serverUrl: string, configPath: string): Promise<Credentials | undefined> {
+/**
+ * Runs `docker-credential-<helper> get` with the server on stdin. With
+ * `optional` (the global credsStore), a helper that is not installed is
+ * passed over, as the config may come from another machine.
+ */
+async function fromHelper(helper: string, serverUrl: string, configPath: string, optional = false): Promise<Credentials | undefined> {
   if (!/^[A-Za-z0-9._-]+$/.test(helper)) throw new UserError(`the credential helper name "${helper}" in ${configPath} is not valid`);
   const program = `docker-credential-${helper}`;
-  const result = await run(program, ['get'], {
-    input: serverUrl,
-    echo: false,
-    allowFailure: true,
-    purpose: `read registry credentials for ${serverUrl} with ${program}`,
-  });
+  let result;
+  try {
+    result = await run(program, ['get'], {
+      input: serverUrl,
+      echo: false,
+      allowFailure: true,
+      purpose: `read registry credentials for ${serverUrl} with ${program}`,
+    });
+  } catch (err) {
+    if (optional) {
+      core.info(`credsStore "${helper}" in ${configPath} is not usable here (${program} could not be started); looking at "auths"`);
+      return undefined;
+    }
+    throw err;
+  }
   if (result.exitCode !== 0) {
     // "credentials not found" is not an error: fall back to the next source.
     if (/not found/i.test(result.stdout + result.stderr)) return undefined;
@@ -350,7 +361,7 @@ export async function resolveCredentials(opts: CredentialOptions): Promise<Crede
     if (creds) return creds;
   }
   if (config.credsStore) {
-    const creds = await fromHelper(config.credsStore, serverUrl, configPath);
+    const creds = await fromHelper(config.credsStore, serverUrl, configPath, true);
     if (creds) return creds;
   }
   const auths = config.auths ?? {};
@@ -732,6 +743,11 @@ export class RegistryClient {
     if (isTlsVerifyError(err)) {
       return new UserError(
         `could not verify the TLS certificate of registry ${this.address.host} (${(err as NodeJS.ErrnoException).code}): give the CA certificate that signed it (ca-file), or fix the registry's certificate`,
+      );
+    }
+    if (isTlsProtocolError(err)) {
+      return new UserError(
+        `registry ${this.address.host} does not speak TLS (${describe(err)}): if it really serves plain HTTP, allow insecure registries for it`,
       );
     }
     if (isRetryableNetworkError(err)) {

@@ -15,13 +15,15 @@ describe('parseInputs', () => {
       tests: path.join(root, 'plugin', 'tests.yaml'),
       envoyVersion: '1.40.0',
       testTimeoutSeconds: 120,
-      stages: { toolchain: true, build: true, test: true },
+      stages: { toolchain: true, build: true, test: true, push: true },
+      imageFormat: 'compat',
+      tags: [],
     });
     expect(inputs.failStrategy).toBeUndefined();
   });
 
   it('reads booleans the way workflows write them', () => {
-    expect(parseInputs({ test: 'false', build: 'no', toolchain: 'True' }, root).stages).toEqual({ toolchain: true, build: false, test: false });
+    expect(parseInputs({ test: 'false', build: 'no', toolchain: 'True' }, root).stages).toEqual({ toolchain: true, build: false, test: false, push: true });
   });
 
   it.each([
@@ -82,5 +84,25 @@ describe('action.yml', () => {
       expect(action.runs.steps.map((s) => s.id), name).toContain(m![1]);
       expect(code, `no stage sets output ${m![2]}`).toContain(`setOutput('${m![2]}'`);
     }
+  });
+});
+
+describe('push inputs', () => {
+  it('splits the image into registry and repository, and the tags list', () => {
+    const inputs = parseInputs({ image: 'registry.cn-hangzhou.aliyuncs.com/team/header-authorization', tags: 'v1.2.3, latest\nabc1234' }, root);
+    expect(inputs.image).toEqual({ registry: 'registry.cn-hangzhou.aliyuncs.com', repository: 'team/header-authorization' });
+    expect(inputs.tags).toEqual(['v1.2.3', 'latest', 'abc1234']);
+    expect(parseInputs({ image: '127.0.0.1:5000/p' }, root).image).toEqual({ registry: '127.0.0.1:5000', repository: 'p' });
+    expect(parseInputs({ image: 'team/p' }, root).image).toEqual({ registry: 'docker.io', repository: 'team/p' });
+    expect(parseInputs({ image: 'ghcr.io/org/p' }, root).image).toEqual({ registry: 'ghcr.io', repository: 'org/p' });
+  });
+
+  it.each([
+    [{ image: 'ghcr.io/org/p:v1' }, /input `image`: .* without a tag or digest/],
+    [{ 'image-format': 'zstd' }, /input `image-format` must be one of compat, docker, wasm-artifact/],
+    [{ 'registry-ca': '/nonexistent/ca.pem' }, /input `registry-ca`: \/nonexistent\/ca\.pem does not exist/],
+    [{ force: 'sometimes' }, /input `force` must be true or false/],
+  ])('rejects %o', (raw, message) => {
+    expect(() => parseInputs(raw as Record<string, string>, root)).toThrow(message);
   });
 });
