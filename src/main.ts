@@ -11,7 +11,7 @@ import * as core from '@actions/core';
 import { UserError } from './errors.js';
 import { inActions, outputs } from './github.js';
 import { INPUTS, inputsFromEnv, parseInputs, type InputSpec, type RawInputs } from './inputs.js';
-import { buildStage, pluginSpec, pushStage, testStage, toolchainStage, STAGE_NAMES, type Results } from './stages.js';
+import { buildStage, deployStage, pluginSpec, pushStage, testStage, toolchainStage, STAGE_NAMES, type Results } from './stages.js';
 
 const COMMANDS = [...STAGE_NAMES, 'run'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -38,6 +38,7 @@ export function usage(): string {
     '  build       compile plugin.wasm and check it is a proxy-wasm plugin',
     '  test        run the plugin\'s test cases through a real local Envoy',
     '  push        push the image to a registry (or write an OCI layout without one)',
+    '  deploy      dry-run, apply or delete the WasmPlugin (then verify, roll back on failure)',
     '  run         every enabled stage, in order',
     '',
     'Options (the same names as the action\'s inputs):',
@@ -85,10 +86,12 @@ export function resultsFromSteps(env: NodeJS.ProcessEnv = process.env): Results 
   if (!text) return {};
   const steps = JSON.parse(text) as Record<string, { outputs?: Record<string, string> }>;
   const build = steps.build?.outputs;
+  const pushed = steps.push?.outputs;
   const results: Results = {};
   if (build?.['wasm-path']) {
     results.build = { wasmPath: build['wasm-path'], sha256: build['wasm-sha256'] ?? '', size: Number(build['wasm-size'] ?? 0) };
   }
+  if (pushed?.url) results.push = { url: pushed.url, digest: pushed.digest ?? '' };
   return results;
 }
 
@@ -125,7 +128,8 @@ export async function main(argv: string[]): Promise<number> {
       if (stage === 'toolchain') await toolchainStage(inputs, results);
       else if (stage === 'build') await buildStage(inputs, results, spec);
       else if (stage === 'test') await testStage(inputs, results, spec);
-      else await pushStage(inputs, results);
+      else if (stage === 'push') await pushStage(inputs, results);
+      else await deployStage(inputs, results, spec);
     }
     if (cli.json) realStdout(`${JSON.stringify({ ok: true, outputs: Object.fromEntries(outputs), results }, null, 2)}\n`);
     return 0;

@@ -16,10 +16,12 @@ import { loadCases } from './test/cases.js';
 import { runLocalTest, type LocalTestReport } from './test/index.js';
 import { installToolchain, type ToolchainResult } from './toolchain/index.js';
 import { push, type PushResult } from './oci/index.js';
+import { DeployVerificationError, deploy, formatDeploySummary, urlDigest, urlScheme, type DeployResult, type PullSecretOptions, type WasmPluginOptions } from './k8s/index.js';
+import { summaryEnabled } from './summary.js';
 import { run } from './exec.js';
 import * as crypto from 'node:crypto';
 
-export const STAGE_NAMES = ['toolchain', 'build', 'test', 'push'] as const;
+export const STAGE_NAMES = ['toolchain', 'build', 'test', 'push', 'deploy'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];
 
 /** What the stages produce, passed along in-process or through step outputs. */
@@ -27,7 +29,8 @@ export interface Results {
   toolchain?: ToolchainResult;
   build?: Pick<BuildResult, 'wasmPath' | 'sha256' | 'size'> & Partial<BuildResult>;
   test?: LocalTestReport;
-  push?: PushResult;
+  push?: Pick<PushResult, 'url' | 'digest'> & Partial<PushResult>;
+  deploy?: DeployResult;
 }
 
 export async function toolchainStage(inputs: Inputs, results: Results): Promise<void> {
@@ -208,4 +211,84 @@ export async function pushStage(inputs: Inputs, results: Results): Promise<void>
       `WasmPlugin url: <code>${escapeHtml(r.url)}</code>. For an <code>oci://</code> url, <code>sha256</code> is this manifest digest; the plugin file's own sha256 is <code>${sha}</code>.`,
     ],
   });
+}
+
+/** The WasmPlugin to deploy: wasmplugin.yaml's spec, the inputs over it, and the pushed image. */
+export function wasmPluginFor(inputs: Inputs, results: Results, spec: PluginSpec): WasmPluginOptions {
+  const manifest = spec.spec as Record<string, any>;
+  const url = inputs.url ?? results.push?.url;
+  if (!url) {
+    throw new UserError('no url to deploy: run the push stage with `image` set (its pinned oci:// url is used), or set `url`');
+  }
+  if (url.startsWith('oci-layout://')) {
+    throw new UserError('the push stage wrote an OCI layout, which no gateway can fetch: set `image` to push to a registry, or set `url`');
+  }
+  // For oci:// the sha256 is the manifest digest (the pinned url carries it);
+  // for http(s):// it is the file's digest, which only the user knows for a file served elsewhere.
+  const sha256 = inputs.sha256 ?? (urlScheme(url) === 'oci' ? urlDigest(url) : (manifest.sha256 as string | undefined));
+  return {
+    name: spec.name,
+    namespace: spec.namespace,
+    url,
+    sha256,
+    pluginName: spec.pluginName,
+    pluginConfig: spec.pluginConfig,
+    failStrategy: spec.failStrategy,
+    selector: inputs.selector ?? manifest.selector?.matchLabels,
+    targetRefs: (inputs.targetRefs ?? manifest.targetRefs) as WasmPluginOptions['targetRefs'],
+    phase: inputs.phase ?? manifest.phase,
+    priority: inputs.priority ?? manifest.priority,
+    match: (inputs.match ?? manifest.match) as WasmPluginOptions['match'],
+    imagePullPolicy: inputs.imagePullPolicy ?? manifest.imagePullPolicy,
+    imagePullSecret: inputs.imagePullSecret ?? manifest.imagePullSecret,
+    vmEnv: manifest.vmConfig?.env,
+    type: manifest.type,
+  };
+}
+
+export async function deployStage(inputs: Inputs, results: Results, spec: PluginSpec): Promise<void> {
+  if (!inputs.kubeconfig) {
+    throw new UserError('input `kubeconfig` is empty: pass the kubeconfig secret of the API server that holds WasmPlugins (for ASM, the mesh instance\'s), e.g. kubeconfig: ${{ secrets.ASM_KUBECONFIG }}');
+  }
+  const plugin = inputs.deployMode === 'delete' ? { name: spec.name, namespace: spec.namespace, url: inputs.url ?? '' } : wasmPluginFor(inputs, results, spec);
+  let pullSecret: PullSecretOptions | undefined;
+  if (inputs.createPullSecret) {
+    const secretName = plugin.imagePullSecret;
+    if (!secretName) throw new UserError('input `create-pull-secret` needs `image-pull-secret`: the name of the Secret to create');
+    if (!inputs.image || !inputs.registryUsername || !inputs.registryPassword) {
+      throw new UserError('input `create-pull-secret` needs `image`, `registry-username` and `registry-password` to write the pull secret');
+    }
+    pullSecret = { name: secretName, registry: inputs.image.registry, username: inputs.registryUsername, password: inputs.registryPassword };
+  }
+  const cases = inputs.verifyUrl ? loadCases(inputs.tests) : undefined;
+  const title = `${inputs.deployMode === 'dry-run' ? 'Dry-run' : inputs.deployMode === 'delete' ? 'Delete' : 'Apply'} WasmPlugin ${spec.namespace}/${spec.name}`;
+  let result: DeployResult;
+  try {
+    result = await group(title, () =>
+      deploy({
+        kubeconfig: inputs.kubeconfig!,
+        context: inputs.context,
+        mode: inputs.deployMode,
+        plugin,
+        force: inputs.forceConflicts,
+        pullSecret,
+        verify: inputs.verifyUrl && cases ? { url: inputs.verifyUrl, cases, timeoutMs: inputs.verifyTimeoutSeconds * 1000 } : undefined,
+        gateway: inputs.clusterKubeconfig ? { kubeconfig: inputs.clusterKubeconfig } : undefined,
+      }),
+    );
+  } catch (err) {
+    // A failed verification still has a report and a rollback to show.
+    if (err instanceof DeployVerificationError) await writeDeploySummary(err.result);
+    throw err;
+  }
+  results.deploy = result;
+  setOutput('wasmplugin', result.wasmplugin);
+  setOutput('result', result.result);
+  if (result.generation !== undefined) setOutput('generation', result.generation);
+  await writeDeploySummary(result);
+}
+
+async function writeDeploySummary(result: DeployResult): Promise<void> {
+  if (!summaryEnabled()) return;
+  await core.summary.addRaw(formatDeploySummary(result), true).write();
 }

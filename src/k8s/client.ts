@@ -204,9 +204,12 @@ export class KubeClient {
         );
       }
       case 409: {
-        const conflicts = (status.details?.causes ?? []).filter((c) => c.type === 'FieldManagerConflict');
+        const conflicts = (status.details?.causes ?? []).filter((c) => (c.reason ?? c.type) === 'FieldManagerConflict');
         if (conflicts.length) {
-          const lines = conflicts.map((c) => `${c.field ?? '?'}: ${c.message ?? ''}`);
+          const lines = conflicts.map((c) => {
+            const manager = /conflict with "([^"]+)"/.exec(c.message ?? '')?.[1];
+            return `${c.field ?? '?'} is owned by ${manager ? `field manager "${manager}"` : (c.message ?? 'another field manager')}`;
+          });
           return new UserError(
             `${target}: ${conflicts.length} field(s) are owned by another field manager (409 Conflict). Someone changed them with another ` +
               'tool (kubectl apply/edit, a controller, the console) since this action applied them. Set `force: true` to take them over ' +
@@ -217,7 +220,9 @@ export class KubeClient {
         return new UserError(`${target}: conflict (409): ${serverMessage}. The object changed while it was being updated: run again`);
       }
       case 422: {
-        const causes = (status.details?.causes ?? []).map((c) => `${c.field ?? ''}${c.field ? ': ' : ''}${c.message ?? c.reason ?? ''}`);
+        const causes = (status.details?.causes ?? [])
+          .map((c) => `${c.field ?? ''}${c.field ? ': ' : ''}${c.message ?? c.reason ?? ''}`)
+          .filter((line) => line && !serverMessage.includes(line));
         return new UserError(`the API server rejected ${target} (422 Invalid): ${serverMessage}`, causes.join('\n') || undefined);
       }
       case 404:

@@ -23,7 +23,8 @@ import {
 export const FIELD_MANAGER = 'asm-wasm-action';
 const RESOURCE = `${WASMPLUGIN_RESOURCE}.${WASMPLUGIN_GROUP}`;
 
-export type DeployMode = 'dry-run' | 'apply' | 'delete';
+export const DEPLOY_MODES = ['dry-run', 'apply', 'delete'] as const;
+export type DeployMode = (typeof DEPLOY_MODES)[number];
 export type DeployOutcome = 'created' | 'configured' | 'unchanged' | 'deleted';
 
 /** Registry credentials for the image pull secret (type kubernetes.io/dockerconfigjson). */

@@ -12,6 +12,7 @@ export {
   checkWasmPluginApi,
   applyPullSecret,
   DeployVerificationError,
+  DEPLOY_MODES,
   FIELD_MANAGER,
   type DeployMode,
   type DeployOutcome,

@@ -35,8 +35,12 @@ export interface LoadedKubeconfig {
 /** Keys under a kubeconfig user whose values are credentials. */
 const SECRET_KEY = /token|secret|password|passwd|key|credential|cookie/i;
 
-/** Registers `value`, each of its lines and, for base64 data, its decoded text and lines. */
-function maskValue(setSecret: (value: string) => void, value: string, decode: boolean): void {
+/**
+ * Registers `value`; with `lines`, each of its lines too (the runner masks a
+ * multi-line secret only as a whole); with `decode`, the text base64 `value`
+ * decodes to, and its lines.
+ */
+function maskValue(setSecret: (value: string) => void, value: string, options: { lines: boolean; decode?: boolean }): void {
   const seen = new Set<string>();
   const add = (v: string) => {
     const s = v.trim();
@@ -47,10 +51,12 @@ function maskValue(setSecret: (value: string) => void, value: string, decode: bo
   };
   const addWithLines = (v: string) => {
     add(v);
-    if (v.includes('\n')) for (const line of v.split(/\r?\n/)) if (!/^-----(BEGIN|END) /.test(line.trim())) add(line);
+    if (options.lines && v.includes('\n')) {
+      for (const line of v.split(/\r?\n/)) if (!/^-----(BEGIN|END) /.test(line.trim())) add(line);
+    }
   };
   addWithLines(value);
-  if (decode) {
+  if (options.decode) {
     const decoded = decodeBase64(value);
     if (decoded !== undefined) addWithLines(decoded);
   }
@@ -59,7 +65,7 @@ function maskValue(setSecret: (value: string) => void, value: string, decode: bo
 /** Registers every credential found under a kubeconfig `users[].user` entry. */
 function maskUser(setSecret: (value: string) => void, node: unknown, key = '', underEnv = false): void {
   if (typeof node === 'string') {
-    if (underEnv || SECRET_KEY.test(key)) maskValue(setSecret, node, key.endsWith('-data'));
+    if (underEnv || SECRET_KEY.test(key)) maskValue(setSecret, node, { lines: true, decode: key.endsWith('-data') });
     return;
   }
   if (Array.isArray(node)) {
@@ -117,8 +123,10 @@ export function loadKubeconfig(input: string, options: KubeconfigOptions = {}): 
       `${inputName} is empty: set it to the content of the kubeconfig secret (secrets are not passed to workflows run from forks)`,
     );
   }
-  // Before anything can be logged: the whole value, then each credential.
-  maskValue(setSecret, text, false);
+  // Before anything can be logged: the whole value (and the lines of wrapped
+  // base64; never the lines of YAML, which would mask words like `clusters:`
+  // everywhere), then each credential.
+  maskValue(setSecret, text, { lines: decodeBase64(text) !== undefined });
 
   let format: 'yaml' | 'base64' = 'yaml';
   let parsed: unknown;
@@ -131,7 +139,7 @@ export function loadKubeconfig(input: string, options: KubeconfigOptions = {}): 
   if (!isKubeconfigObject(parsed)) {
     const decoded = decodeBase64(text);
     if (decoded !== undefined) {
-      maskValue(setSecret, decoded, false);
+      maskValue(setSecret, decoded, { lines: false });
       format = 'base64';
       try {
         parsed = YAML.parse(decoded, { prettyErrors: false });

@@ -295,7 +295,7 @@ export function validateWasmPlugin(plugin: WasmPlugin): Validation {
         `spec.url: ${url} is a tag, not a digest: Istio does not pull a tag again when it moves, only when the WasmPlugin changes. Pin it with @sha256:<manifest digest>`,
       );
     }
-    if (spec.sha256 !== undefined && digest && spec.sha256 !== digest) {
+    if (typeof spec.sha256 === 'string' && SHA256_HEX.test(spec.sha256) && digest && spec.sha256 !== digest) {
       err(
         'spec.sha256',
         `${spec.sha256} does not match the digest in spec.url (${digest}): for an oci:// URL, sha256 is the image manifest digest, not the SHA-256 of the .wasm file`,
@@ -472,11 +472,3 @@ export function parseYamlInput(field: string, text: string): unknown {
   }
 }
 
-/** Parses plugin-config (YAML or JSON text) into the map pluginConfig holds. */
-export function parsePluginConfig(text: string, source = 'plugin-config'): Record<string, unknown> | undefined {
-  if (!text.trim()) return undefined;
-  const value = parseYamlInput(source, text);
-  if (value === null || value === undefined) return undefined;
-  if (!isObject(value)) throw new UserError(`${source} must be a map (YAML or JSON object), not ${Array.isArray(value) ? 'a list' : 'a scalar'}`);
-  return value;
-}

@@ -181,3 +181,33 @@ export function logMatches(log: string, expected: string): boolean {
   }
   return log.includes(expected);
 }
+
+export interface Response {
+  status: number;
+  /** Lower-case names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  body: string;
+}
+
+function show(v: string | null | undefined): string {
+  return v === undefined || v === null ? '(absent)' : JSON.stringify(v);
+}
+
+/**
+ * Compares a response with a case's expectations on status, headers and
+ * body: what the local test and the gateway verification both can see.
+ * Returns one line per mismatch, expected against actual.
+ */
+export function compareResponse(expect: CaseExpect, actual: Response): string[] {
+  const failures: string[] = [];
+  if (expect.status !== undefined && actual.status !== expect.status) failures.push(`status: expected ${expect.status}, got ${actual.status}`);
+  for (const [name, want] of Object.entries(expect.headers ?? {})) {
+    const got = actual.headers[name];
+    if (want === null ? got !== undefined : got !== want) failures.push(`response header ${name}: expected ${show(want)}, got ${show(got)}`);
+  }
+  if (expect.body !== undefined && actual.body !== expect.body) failures.push(`body: expected ${show(expect.body)}, got ${show(actual.body.slice(0, 500))}`);
+  for (const text of expect.bodyContains ?? []) {
+    if (!actual.body.includes(text)) failures.push(`body: expected to contain ${show(text)}, got ${show(actual.body.slice(0, 500))}`);
+  }
+  return failures;
+}

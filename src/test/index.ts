@@ -9,7 +9,7 @@ import { UserError } from '../errors.js';
 import { tail } from '../exec.js';
 import { renderEnvoyBootstrap, type WasmFilterOptions } from '../envoy/bootstrap.js';
 import { startEnvoy, type EnvoyProcess } from '../envoy/process.js';
-import { logMatches, type TestCase } from './cases.js';
+import { compareResponse, logMatches, type TestCase } from './cases.js';
 import { startUpstream, type SeenRequest, type Upstream } from './upstream.js';
 
 export interface LocalTestOptions {
@@ -89,16 +89,7 @@ function show(v: string | null | undefined): string {
 
 /** Compares one case's outcome with its expectations; returns the failures. */
 export function compare(expect: TestCase['expect'], actual: ActualResponse, log: string): string[] {
-  const failures: string[] = [];
-  if (expect.status !== undefined && actual.status !== expect.status) failures.push(`status: expected ${expect.status}, got ${actual.status}`);
-  for (const [name, want] of Object.entries(expect.headers ?? {})) {
-    const got = actual.headers[name];
-    if (want === null ? got !== undefined : got !== want) failures.push(`response header ${name}: expected ${show(want)}, got ${show(got)}`);
-  }
-  if (expect.body !== undefined && actual.body !== expect.body) failures.push(`body: expected ${show(expect.body)}, got ${show(actual.body.slice(0, 500))}`);
-  for (const s of expect.bodyContains ?? []) {
-    if (!actual.body.includes(s)) failures.push(`body: expected to contain ${show(s)}, got ${show(actual.body.slice(0, 500))}`);
-  }
+  const failures = compareResponse(expect, actual);
   if (expect.upstream !== undefined && actual.upstream.reached !== expect.upstream) {
     failures.push(expect.upstream ? 'upstream: expected the request to reach the upstream; it did not' : 'upstream: expected the plugin to stop the request; the upstream received it');
   }

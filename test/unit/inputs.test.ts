@@ -15,7 +15,7 @@ describe('parseInputs', () => {
       tests: path.join(root, 'plugin', 'tests.yaml'),
       envoyVersion: '1.40.0',
       testTimeoutSeconds: 120,
-      stages: { toolchain: true, build: true, test: true, push: true },
+      stages: { toolchain: true, build: true, test: true, push: true, deploy: false },
       imageFormat: 'compat',
       tags: [],
     });
@@ -23,7 +23,7 @@ describe('parseInputs', () => {
   });
 
   it('reads booleans the way workflows write them', () => {
-    expect(parseInputs({ test: 'false', build: 'no', toolchain: 'True' }, root).stages).toEqual({ toolchain: true, build: false, test: false, push: true });
+    expect(parseInputs({ test: 'false', build: 'no', toolchain: 'True' }, root).stages).toEqual({ toolchain: true, build: false, test: false, push: true, deploy: false });
   });
 
   it.each([

@@ -1,0 +1,237 @@
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../../../src/errors.js';
+import {
+  describeSha256,
+  renderWasmPlugin,
+  urlDigest,
+  validateWasmPlugin,
+  type WasmPlugin,
+  type WasmPluginOptions,
+} from '../../../src/k8s/wasmplugin.js';
+
+const DIGEST = 'b'.repeat(64);
+const base: WasmPluginOptions = { name: 'hello', url: `oci://registry.example.com/ns/hello@sha256:${DIGEST}`, failStrategy: 'FAIL_OPEN' };
+
+function errorsOf(options: Partial<WasmPluginOptions>): string[] {
+  try {
+    renderWasmPlugin({ ...base, ...options });
+  } catch (err) {
+    expect(err).toBeInstanceOf(UserError);
+    return ((err as UserError).details ?? '').split('\n');
+  }
+  return [];
+}
+
+function validate(spec: Record<string, unknown>, meta = { name: 'p', namespace: 'istio-system' }) {
+  return validateWasmPlugin({ apiVersion: 'extensions.istio.io/v1alpha1', kind: 'WasmPlugin', metadata: meta, spec } as unknown as WasmPlugin);
+}
+
+describe('renderWasmPlugin', () => {
+  it('renders the defaults: istio-system, the ingress gateway selector', () => {
+    expect(renderWasmPlugin(base)).toEqual({
+      apiVersion: 'extensions.istio.io/v1alpha1',
+      kind: 'WasmPlugin',
+      metadata: { name: 'hello', namespace: 'istio-system' },
+      spec: {
+        selector: { matchLabels: { istio: 'ingressgateway' } },
+        url: base.url,
+        failStrategy: 'FAIL_OPEN',
+      },
+    });
+  });
+
+  it('renders every field', () => {
+    const plugin = renderWasmPlugin({
+      ...base,
+      namespace: 'gateways',
+      selector: { app: 'gw' },
+      sha256: DIGEST,
+      pluginName: 'hello_root',
+      imagePullPolicy: 'IfNotPresent',
+      imagePullSecret: 'registry-pull',
+      phase: 'AUTHZ',
+      priority: 0,
+      match: [{ mode: 'CLIENT', ports: [{ number: 80 }, { number: 443 }] }],
+      pluginConfig: { header: 'x-hello' },
+      vmEnv: [{ name: 'POD_NAME', valueFrom: 'HOST' }, { name: 'GREETING', value: 'hi' }],
+      type: 'HTTP',
+      labels: { 'app.kubernetes.io/managed-by': 'asm-wasm-action' },
+      annotations: { 'example.com/commit': 'abc' },
+    });
+    expect(plugin.metadata).toEqual({
+      name: 'hello',
+      namespace: 'gateways',
+      labels: { 'app.kubernetes.io/managed-by': 'asm-wasm-action' },
+      annotations: { 'example.com/commit': 'abc' },
+    });
+    expect(plugin.spec).toEqual({
+      selector: { matchLabels: { app: 'gw' } },
+      url: base.url,
+      sha256: DIGEST,
+      imagePullPolicy: 'IfNotPresent',
+      imagePullSecret: 'registry-pull',
+      pluginConfig: { header: 'x-hello' },
+      pluginName: 'hello_root',
+      phase: 'AUTHZ',
+      priority: 0,
+      failStrategy: 'FAIL_OPEN',
+      vmConfig: { env: [{ name: 'POD_NAME', valueFrom: 'HOST' }, { name: 'GREETING', value: 'hi' }] },
+      match: [{ mode: 'CLIENT', ports: [{ number: 80 }, { number: 443 }] }],
+      type: 'HTTP',
+    });
+  });
+
+  it('uses targetRefs instead of the default selector', () => {
+    const plugin = renderWasmPlugin({ ...base, targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }] });
+    expect(plugin.spec.selector).toBeUndefined();
+    expect(plugin.spec.targetRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }]);
+  });
+
+  it('is pure: the options are not changed and the output shares nothing with them', () => {
+    const options: WasmPluginOptions = { ...base, selector: { app: 'gw' }, pluginConfig: { a: 1 } };
+    const copy = structuredClone(options);
+    const plugin = renderWasmPlugin(options);
+    plugin.spec.selector!.matchLabels.app = 'changed';
+    expect(options).toEqual(copy);
+  });
+
+  it('rejects selector and targetRefs together', () => {
+    expect(errorsOf({ selector: { app: 'gw' }, targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }] })).toEqual([
+      'spec.targetRefs: only one of selector or targetRefs can be set (both spec.selector and spec.targetRefs are)',
+    ]);
+  });
+
+  it('rejects more than 16 targetRefs and incomplete ones', () => {
+    const refs = Array.from({ length: 17 }, (_, i) => ({ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: `gw${i}` }));
+    expect(errorsOf({ targetRefs: refs })).toEqual(['spec.targetRefs: has 17 entries; at most 16 are allowed']);
+    expect(errorsOf({ targetRefs: [{ kind: '', name: 'x' }] })).toEqual(['spec.targetRefs[0].kind: is required']);
+    expect(errorsOf({ targetRefs: [{ group: 'Bad_Group', kind: 'Gateway', name: 'x' }] })).toEqual([
+      'spec.targetRefs[0].group: "Bad_Group" is not an API group',
+    ]);
+  });
+
+  it('checks sha256: 64 lower-case hex digits, matching a digest in the URL', () => {
+    expect(errorsOf({ sha256: 'abc' })[0]).toBe('spec.sha256: must be 64 hexadecimal digits, got "abc"');
+    expect(errorsOf({ sha256: 'B'.repeat(64) })[0]).toContain('(use lower-case hex)');
+    expect(errorsOf({ sha256: `sha256:${DIGEST}` })[0]).toContain('without the "sha256:" prefix');
+    expect(errorsOf({ sha256: 'c'.repeat(64) })).toEqual([
+      `spec.sha256: ${'c'.repeat(64)} does not match the digest in spec.url (${DIGEST}): for an oci:// URL, sha256 is the image manifest digest, not the SHA-256 of the .wasm file`,
+    ]);
+    expect(errorsOf({ url: 'https://example.com/p.wasm', sha256: 'c'.repeat(64) })).toEqual([]);
+  });
+
+  it('checks the url scheme', () => {
+    expect(errorsOf({ url: 'ftp://example.com/p.wasm' })).toEqual([
+      'spec.url: scheme "ftp://" is not supported: use oci://, http://, https:// or file://',
+    ]);
+    expect(errorsOf({ url: '' })).toEqual(['spec.url: is required (oci://…, https://… or file://…)']);
+    expect(errorsOf({ url: 'registry.example.com/hello:v1' })).toEqual([]);
+  });
+
+  it('checks match ports 1-65535 and the mode enum', () => {
+    expect(errorsOf({ match: [{ ports: [{ number: 0 }, { number: 65536 }, { number: 80 }, { number: 80 }] }] })).toEqual([
+      'spec.match[0].ports[0].number: must be a port number from 1 to 65535, got 0',
+      'spec.match[0].ports[1].number: must be a port number from 1 to 65535, got 65536',
+      'spec.match[0].ports[3].number: port 80 is listed twice',
+    ]);
+    expect(errorsOf({ match: [{ mode: 'INBOUND' }] })).toEqual([
+      'spec.match[0].mode: "INBOUND" is not one of UNDEFINED, CLIENT, SERVER, CLIENT_AND_SERVER',
+    ]);
+  });
+
+  it('checks every enum', () => {
+    expect(errorsOf({ phase: 'LATE', failStrategy: 'MAYBE', imagePullPolicy: 'Never', type: 'UDP' })).toEqual([
+      'spec.imagePullPolicy: "Never" is not one of UNSPECIFIED_POLICY, IfNotPresent, Always',
+      'spec.phase: "LATE" is not one of UNSPECIFIED_PHASE, AUTHN, AUTHZ, STATS',
+      'spec.failStrategy: "MAYBE" is not one of FAIL_CLOSE, FAIL_OPEN, FAIL_RELOAD',
+      'spec.type: "UDP" is not one of UNSPECIFIED_PLUGIN_TYPE, HTTP, NETWORK',
+    ]);
+  });
+
+  it('checks vmConfig.env', () => {
+    expect(
+      errorsOf({
+        vmEnv: [
+          { name: 'POD', valueFrom: 'HOST', value: 'x' },
+          { name: '1BAD' },
+          { name: 'A', value: 'v'.repeat(2049) },
+          { name: 'A', valueFrom: 'FILE' },
+        ],
+      }),
+    ).toEqual([
+      "spec.vmConfig.env[0].value: may only be set when valueFrom is INLINE (HOST reads the proxy's own variable)",
+      'spec.vmConfig.env[1].name: "1BAD" is not a C identifier (letters, digits, \'_\', not starting with a digit)',
+      'spec.vmConfig.env[2].value: is longer than 2048 characters',
+      'spec.vmConfig.env[3].name: "A" is set twice',
+      'spec.vmConfig.env[3].valueFrom: "FILE" is not one of INLINE, HOST',
+    ]);
+    const many = Array.from({ length: 257 }, (_, i) => ({ name: `V${i}`, value: 'x' }));
+    expect(errorsOf({ vmEnv: many })).toEqual(['spec.vmConfig.env: has 257 entries; at most 256 are allowed']);
+  });
+
+  it('checks names, labels, priority, pluginName and the pull secret name', () => {
+    expect(errorsOf({ name: 'Hello_World', namespace: 'Istio-System' })).toEqual([
+      'metadata.name: "Hello_World" is not a valid name: lower-case letters, digits, \'-\' and \'.\', starting and ending with a letter or digit, at most 253 characters',
+      'metadata.namespace: "Istio-System" is not a valid namespace: lower-case letters, digits and \'-\', at most 63 characters',
+    ]);
+    expect(errorsOf({ selector: { 'istio*': 'ingress*' } })).toEqual([
+      'spec.selector.matchLabels["istio*"]: wildcards are not allowed in label keys',
+      'spec.selector.matchLabels["istio*"]: "istio*" is not a valid label key',
+      'spec.selector.matchLabels["istio*"]: wildcards are not allowed in label values',
+      'spec.selector.matchLabels["istio*"]: "ingress*" is not a valid label value (at most 63 letters, digits, \'-\', \'_\' or \'.\', starting and ending with a letter or digit)',
+    ]);
+    expect(errorsOf({ priority: 1.5 })).toEqual(['spec.priority: must be a 32-bit integer, got 1.5']);
+    expect(errorsOf({ priority: 2 ** 31 })).toEqual(['spec.priority: must be a 32-bit integer, got 2147483648']);
+    expect(errorsOf({ pluginName: 'x'.repeat(257) })).toEqual(['spec.pluginName: must be 1 to 256 characters']);
+    expect(errorsOf({ imagePullSecret: 'Bad Secret' })[0]).toContain('spec.imagePullSecret: "Bad Secret" is not a valid Secret name');
+  });
+
+  it('puts the first problem in the message and all of them in the details', () => {
+    try {
+      renderWasmPlugin({ ...base, phase: 'LATE', type: 'UDP' });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as UserError).message).toBe(
+        'the WasmPlugin istio-system/hello is not valid (2 problems): spec.phase: "LATE" is not one of UNSPECIFIED_PHASE, AUTHN, AUTHZ, STATS',
+      );
+    }
+  });
+});
+
+describe('validateWasmPlugin warnings', () => {
+  it('warns that an unset failStrategy fails closed', () => {
+    const { errors, warnings } = validate({ url: `oci://r/p@sha256:${DIGEST}`, selector: { matchLabels: { istio: 'ingressgateway' } } });
+    expect(errors).toEqual([]);
+    expect(warnings).toEqual([expect.stringContaining('spec.failStrategy: not set, so Istio fails closed')]);
+  });
+
+  it('warns about a tag that is not a digest', () => {
+    const { warnings } = validate({ url: 'oci://r/p:v1', failStrategy: 'FAIL_OPEN' });
+    expect(warnings).toEqual([expect.stringContaining('is a tag, not a digest')]);
+  });
+
+  it('warns about a targetRef kind Istio does not document', () => {
+    const { errors, warnings } = validate({
+      url: `oci://r/p@sha256:${DIGEST}`,
+      failStrategy: 'FAIL_OPEN',
+      targetRefs: [{ group: 'apps', kind: 'Deployment', name: 'x' }],
+    });
+    expect(errors).toEqual([]);
+    expect(warnings[0]).toContain('apps/Deployment is not one of the targets Istio documents');
+  });
+
+  it('rejects fields WasmPlugin does not have', () => {
+    expect(validate({ url: 'oci://r/p', failStrategy: 'FAIL_OPEN', pluginConf: {} }).errors).toEqual(['spec.pluginConf: is not a WasmPlugin field']);
+  });
+});
+
+describe('sha256 helpers', () => {
+  it('reads the digest of a pinned URL and says what sha256 means', () => {
+    expect(urlDigest(`oci://r/p@sha256:${DIGEST.toUpperCase()}`)).toBe(DIGEST);
+    expect(urlDigest('oci://r/p:v1')).toBeUndefined();
+    expect(describeSha256('oci://r/p')).toContain('manifest digest');
+    expect(describeSha256('r/p:v1')).toContain('manifest digest');
+    expect(describeSha256('https://x/p.wasm')).toContain('SHA-256 of the .wasm file');
+  });
+});
+
