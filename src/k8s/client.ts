@@ -212,7 +212,7 @@ export class KubeClient {
           });
           return new UserError(
             `${target}: ${conflicts.length} field(s) are owned by another field manager (409 Conflict). Someone changed them with another ` +
-              'tool (kubectl apply/edit, a controller, the console) since this action applied them. Set `force: true` to take them over ' +
+              'tool (kubectl apply/edit, a controller, the console) since this action applied them. Set `force-conflicts: true` to take them over ' +
               'with the values from this workflow, or remove them from the other tool',
             lines.join('\n'),
           );
