@@ -142,7 +142,7 @@ describe('what the API server refuses', () => {
     // Our next apply brings URL_A back: that field is now theirs.
     const err = await failure(run({ plugin: plugin({ name: 'contested' }) }));
     expect(err.message).toMatch(
-      /^patch wasmplugins\.extensions\.istio\.io istio-system\/contested: 1 field\(s\) are owned by another field manager \(409 Conflict\)\..*Set `force: true` to take them over/,
+      /^patch wasmplugins\.extensions\.istio\.io istio-system\/contested: 1 field\(s\) are owned by another field manager \(409 Conflict\)\..*Set `force-conflicts: true` to take them over/,
     );
     expect(err.details).toBe('.spec.url is owned by field manager "kubectl"');
     const forced = await run({ plugin: plugin({ name: 'contested' }), force: true });
