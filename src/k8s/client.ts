@@ -33,6 +33,7 @@ export interface KubeResponse {
   /** The parsed JSON body (a Kubernetes object or Status), or undefined. */
   body: any;
   text: string;
+  headers?: http.IncomingHttpHeaders;
 }
 
 /** What a request was doing, to name it in errors. */
@@ -48,9 +49,20 @@ export interface RequestPurpose {
 export interface KubeClientOptions {
   /** Per request, default 30 s. */
   timeoutMs?: number;
+  /** Tries for a transient fault, default 4. */
+  attempts?: number;
+  /** First pause between tries, doubled each time; default 500 ms. */
+  backoffMs?: number;
+  /** Told about each retry (the deploy stage logs it). */
+  onRetry?: (line: string) => void;
 }
 
 export const USER_AGENT = 'asm-wasm-action';
+
+/** Answers worth another try: too many requests, and a server or proxy that is briefly unwell. */
+const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
+/** A connection that broke after it was made (a proxy or load balancer dropping it). */
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE']);
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
@@ -79,12 +91,18 @@ const TLS_TRUST_CODES = new Set([
 
 export class KubeClient {
   private readonly timeoutMs: number;
+  private readonly attempts: number;
+  private readonly backoffMs: number;
+  private readonly onRetry?: (line: string) => void;
 
   constructor(
     readonly config: LoadedKubeconfig,
     options: KubeClientOptions = {},
   ) {
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.attempts = options.attempts ?? 4;
+    this.backoffMs = options.backoffMs ?? 500;
+    this.onRetry = options.onRetry;
   }
 
   /** "context "x" (https://host:6443)", for messages. */
@@ -95,8 +113,38 @@ export class KubeClient {
   /**
    * Sends a request and returns any HTTP answer; throws a UserError only when
    * there is no answer (unreachable, TLS, credentials that cannot be built).
+   *
+   * Transient faults are retried a bounded number of times: 429 (honouring
+   * Retry-After), 500/502/503/504 and a connection reset. Only for requests
+   * that are safe to repeat: GET, DELETE, a server-side apply PATCH (applying
+   * the same configuration twice gives the same object) and a PUT carrying a
+   * resourceVersion (a repeat after a lost answer is refused as a conflict,
+   * never applied twice). A POST is sent once.
    */
   async send(req: KubeRequest): Promise<KubeResponse> {
+    const repeatable = req.method !== 'POST';
+    for (let attempt = 1; ; attempt++) {
+      let res: KubeResponse | undefined;
+      let error: UserError | undefined;
+      try {
+        res = await this.sendOnce(req);
+      } catch (err) {
+        if (!(err instanceof UserError) || !(err as UserError & { transient?: boolean }).transient) throw err;
+        error = err;
+      }
+      const transient = error !== undefined || (res !== undefined && RETRY_STATUSES.has(res.status));
+      if (!transient || !repeatable || attempt >= this.attempts) {
+        if (error) throw error;
+        return res!;
+      }
+      const retryAfter = Number(res?.headers?.['retry-after']);
+      const delay = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, 10_000) : this.backoffMs * 2 ** (attempt - 1);
+      this.onRetry?.(`${req.method} ${req.path}: ${error ? error.message : `HTTP ${res!.status}`}; retrying in ${delay} ms (attempt ${attempt + 1} of ${this.attempts})`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  private async sendOnce(req: KubeRequest): Promise<KubeResponse> {
     const base = this.config.server.replace(/\/+$/, '');
     const url = new URL(base + req.path);
     for (const [key, value] of Object.entries(req.query ?? {})) {
@@ -132,7 +180,7 @@ export class KubeClient {
           } catch {
             body = undefined;
           }
-          resolve({ status: res.statusCode ?? 0, body, text });
+          resolve({ status: res.statusCode ?? 0, body, text, headers: res.headers });
         });
       });
       request.setTimeout(this.timeoutMs, () => {
@@ -154,6 +202,10 @@ export class KubeClient {
 
   private networkError(err: NodeJS.ErrnoException): UserError {
     const code = err.code ?? '';
+    if (RESET_CODES.has(code)) {
+      const reset = new UserError(`the connection to ${this.where} was reset: ${err.message} (${code})`);
+      return Object.assign(reset, { transient: true });
+    }
     if (TLS_TRUST_CODES.has(code)) {
       const why =
         code === 'ERR_TLS_CERT_ALTNAME_INVALID'

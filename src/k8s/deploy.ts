@@ -2,6 +2,7 @@
 // delete), verify that the gateway answers as the tests expect, and restore
 // what was there before when it does not.
 import * as core from '@actions/core';
+import { maskSecret } from '../github.js';
 import { UserError } from '../errors.js';
 import { KubeClient, type RequestPurpose } from './client.js';
 import { diffObjects, sameContent } from './diff.js';
@@ -64,7 +65,7 @@ export interface DeployOptions {
   verify?: VerifyOptions;
   /** After an apply: also look at the gateway pods in the data-plane cluster. */
   gateway?: GatewayCheckOptions;
-  /** Default core.setSecret. */
+  /** Default maskSecret (the runner's add-mask in a workflow; nothing on a laptop, where it would print the secret). */
   setSecret?: (value: string) => void;
   /** Progress lines; default core.info. */
   log?: (line: string) => void;
@@ -293,7 +294,7 @@ function outcome(previous: WasmPlugin | null, after: WasmPlugin, dryRun: boolean
 
 /** Dry-run, apply or delete the WasmPlugin, then verify (and roll back) after an apply. */
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
-  const setSecret = options.setSecret ?? core.setSecret;
+  const setSecret = options.setSecret ?? maskSecret;
   const log = options.log ?? core.info;
   const fieldManager = options.fieldManager ?? FIELD_MANAGER;
   const force = options.force ?? false;
@@ -302,7 +303,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const gatewayConfig = options.gateway
     ? loadKubeconfig(options.gateway.kubeconfig, { context: options.gateway.context, setSecret, inputName: 'cluster-kubeconfig' })
     : undefined;
-  const client = new KubeClient(config, { timeoutMs: options.requestTimeoutMs });
+  const client = new KubeClient(config, { timeoutMs: options.requestTimeoutMs, onRetry: log });
   const namespace = options.plugin.namespace || DEFAULT_NAMESPACE;
   const name = options.plugin.name;
   const dryRun = options.mode === 'dry-run';
@@ -367,7 +368,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   let gatewayClient: KubeClient | undefined;
   const gatewayNamespace = options.gateway?.namespace || namespace;
   if (gatewayConfig && !dryRun) {
-    gatewayClient = new KubeClient(gatewayConfig, { timeoutMs: options.requestTimeoutMs });
+    gatewayClient = new KubeClient(gatewayConfig, { timeoutMs: options.requestTimeoutMs, onRetry: log });
     for (const [pod, counts] of await readFetchCounts(gatewayClient, gatewayNamespace, desired!)) fetchBefore.set(pod, counts);
   }
 

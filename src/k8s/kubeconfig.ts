@@ -2,9 +2,9 @@
 // or base64 of it. Every credential in it is registered as a secret before
 // anything else happens, so no later log line can show it, and no error
 // message quotes the kubeconfig's text.
-import * as core from '@actions/core';
 import { KubeConfig } from '@kubernetes/client-node';
 import YAML, { YAMLError } from 'yaml';
+import { maskSecret } from '../github.js';
 import { UserError } from '../errors.js';
 
 export interface KubeconfigOptions {
@@ -12,7 +12,7 @@ export interface KubeconfigOptions {
   context?: string;
   /** What the kubeconfig is called in messages (default `kubeconfig`, e.g. `cluster-kubeconfig`). */
   inputName?: string;
-  /** Registers a value to be masked in logs; default core.setSecret. */
+  /** Registers a value to be masked in logs; default maskSecret. */
   setSecret?: (value: string) => void;
 }
 
@@ -115,7 +115,7 @@ function isKubeconfigObject(value: unknown): value is Record<string, unknown> {
  * selects the context. Throws a UserError naming what is wrong.
  */
 export function loadKubeconfig(input: string, options: KubeconfigOptions = {}): LoadedKubeconfig {
-  const setSecret = options.setSecret ?? core.setSecret;
+  const setSecret = options.setSecret ?? maskSecret;
   const inputName = options.inputName ?? 'kubeconfig';
   const text = input.trim();
   if (!text) {

@@ -3,6 +3,7 @@
 //   - unavailableFirst: the first N HTTP connections get "503 Retry-After: 1";
 //   - cutUploads: any connection carrying a blob upload (PUT/PATCH to
 //     /blobs/uploads/) is reset after `cutUploads` bytes of it went through.
+// With `tls`, TLS connections count too (the API server speaks only TLS).
 // Everything else is passed through unchanged. Loopback only, and it stops
 // with close().
 import { createServer, connect, type Socket, type Server } from 'node:net';
@@ -12,6 +13,8 @@ export interface FaultyProxyOptions {
   resetFirst?: number;
   unavailableFirst?: number;
   cutUploads?: number;
+  /** Count TLS connections too (for a TLS server such as the API server); resets only, a 503 needs plain HTTP. */
+  tls?: boolean;
 }
 
 export interface FaultyProxy {
@@ -41,7 +44,7 @@ export async function startFaultyProxy(opts: FaultyProxyOptions): Promise<Faulty
       }
       // TLS probes (a ClientHello starts with 0x16) pass through uncounted:
       // faults are meant for HTTP requests.
-      const isHttp = first[0] !== 0x16;
+      const isHttp = opts.tls || first[0] !== 0x16;
       if (isHttp) connections++;
       const n = connections;
       if (isHttp && opts.resetFirst && n <= opts.resetFirst) {

@@ -74,3 +74,22 @@ describe('the deploy stage in the pipeline', () => {
     expect(run.stderr).toMatch(/input `kubeconfig` is empty/);
   });
 });
+
+describe('faults between the runner and the API server', () => {
+  it('retries through connections that are reset, and deploys', async () => {
+    const { startFaultyProxy } = await import('../../infra/faulty-proxy.js');
+    const target = new URL(kube.server);
+    const proxy = await startFaultyProxy({ target: { host: target.hostname, port: Number(target.port) }, resetFirst: 2, tls: true });
+    try {
+      const kubeconfig = kube.kubeconfig('deployer', { server: `https://127.0.0.1:${proxy.port}` });
+      const url = `oci://${registry.host}/mesh/retried@sha256:${'b'.repeat(64)}`;
+      const run = await runCli(['deploy', '--plugin-dir', makePlugin(), '--name', 'retried', '--url', url, '--kubeconfig', kubeconfig, '--json'], env);
+      expect(run.json!.error).toBeUndefined();
+      expect(run.json!.outputs.result).toBe('created');
+      expect(proxy.faults()).toBe(2);
+      expect(run.stderr).toMatch(/connection to .* was reset.*retrying in \d+ ms \(attempt 2 of 4\)/);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
