@@ -123,7 +123,14 @@ export async function startEnvoy(options: StartOptions): Promise<EnvoyProcess> {
   const stop = async () => {
     if (exitedWith !== undefined) return;
     child.kill('SIGTERM');
-    const done = await Promise.race([exited.then(() => true), sleep(3000).then(() => false)]);
+    // The grace timer is cleared as soon as Envoy exits (in a few ms): left
+    // running, it would hold the process open for its full 3 s after the stage.
+    let grace: NodeJS.Timeout | undefined;
+    const done = await Promise.race([
+      exited.then(() => true),
+      new Promise<boolean>((resolve) => (grace = setTimeout(() => resolve(false), 3000))),
+    ]);
+    clearTimeout(grace);
     if (!done) {
       child.kill('SIGKILL');
       await exited;
