@@ -1,0 +1,245 @@
+// `npm run bench`: what the plugin costs each request, whether its memory
+// holds steady under load, and how long the pipeline takes. A script, not a
+// timed test: it measures side by side in one run, prints markdown tables and
+// writes the figures as JSON (and the tables as markdown next to it).
+//
+//   npm run bench                                  everything (about 6 minutes)
+//   npm run bench -- --only requests,soak          skip the pipeline timings
+//   npm run bench -- --baseline-ref HEAD           also measure plugin/ as committed, side by side
+//   npm run bench -- --quick                       a short smoke run
+//
+// It installs what it lacks: wrk (apt-get), Envoy (the action's installer),
+// the AssemblyScript toolchain (the action's toolchain stage) and, for the
+// pipeline timings, the local registry (test/infra/install-registry.sh).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { installEnvoy } from '../src/envoy/install.js';
+import { DEFAULT_ENVOY_DOWNLOAD_URL, DEFAULT_ENVOY_VERSION } from '../src/inputs.js';
+import { benchPipeline, coldDetails, pipelineTable, PIPELINE_STAGES, type PipelineBench } from './bench/pipeline.js';
+import { benchRequests, requestTable, variants, type RequestBench } from './bench/requests.js';
+import { benchSoak, soakTable, type SoakResult } from './bench/soak.js';
+import { ROOT, buildPluginDir, copyPlugin, ensureWrk, log, ms, pluginAtRef, tempDir } from './bench/util.js';
+
+const SECTIONS = ['requests', 'soak', 'pipeline'] as const;
+type Section = (typeof SECTIONS)[number];
+
+interface Options {
+  only: Set<Section>;
+  out: string;
+  seconds: number;
+  rounds: number;
+  connections: number;
+  soakRequests: number;
+  burstSeconds: number;
+  baselineRef?: string;
+  baselineWasm?: string;
+  pipelineStages: string[];
+  inputs: Record<string, string>;
+  bundle?: string;
+  warmRuns: number;
+}
+
+const HELP = `Usage: npm run bench -- [options]
+
+  --only list             sections to run, of: ${SECTIONS.join(', ')} (default: all)
+  --out file              JSON results (default: bench/results.json; the tables go to the same name with .md)
+  --seconds n             seconds per load round (default: 5)
+  --rounds n              load rounds per variant, interleaved (default: 5)
+  --connections n         wrk connections (default: 16)
+  --soak-requests n       requests through each build in the soak (default: 300000)
+  --baseline-ref ref      also build plugin/ at this git ref and measure it side by side (e.g. HEAD)
+  --baseline-wasm file    the same with a prebuilt plugin.wasm
+  --pipeline-stages list  stages to time (default: ${PIPELINE_STAGES.join(',')})
+  --input name=value      an extra action input for every timed stage (repeatable), e.g. kubeconfig=...
+  --bundle file           the action bundle to time (default: dist/index.js)
+  --warm-runs n           warm pipeline runs after the cold one (default: 1)
+  --quick                 short rounds and soak, for a smoke run
+`;
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = {
+    only: new Set(SECTIONS),
+    out: path.join(ROOT, 'bench', 'results.json'),
+    seconds: 5,
+    rounds: 5,
+    connections: 16,
+    soakRequests: 300_000,
+    burstSeconds: 3,
+    pipelineStages: PIPELINE_STAGES,
+    inputs: {},
+    warmRuns: 1,
+  };
+  const num = (flag: string, v: string | undefined) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} needs a positive number`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        process.exit(0);
+      case '--only': {
+        const wanted = value().split(',').map((s) => s.trim()) as Section[];
+        for (const s of wanted) if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section ${s}; sections are ${SECTIONS.join(', ')}`);
+        o.only = new Set(wanted);
+        break;
+      }
+      case '--out': o.out = path.resolve(value()); break;
+      case '--seconds': o.seconds = num(flag, value()); break;
+      case '--rounds': o.rounds = num(flag, value()); break;
+      case '--connections': o.connections = num(flag, value()); break;
+      case '--soak-requests': o.soakRequests = num(flag, value()); break;
+      case '--baseline-ref': o.baselineRef = value(); break;
+      case '--baseline-wasm': o.baselineWasm = path.resolve(value()); break;
+      case '--pipeline-stages': o.pipelineStages = value().split(',').map((s) => s.trim()).filter(Boolean); break;
+      case '--input': {
+        const v = value();
+        const eq = v.indexOf('=');
+        if (eq <= 0) throw new Error('--input needs name=value');
+        o.inputs[v.slice(0, eq)] = v.slice(eq + 1);
+        break;
+      }
+      case '--bundle': o.bundle = path.resolve(value()); break;
+      case '--warm-runs': o.warmRuns = num(flag, value()); break;
+      case '--quick':
+        o.seconds = 2;
+        o.rounds = 2;
+        o.soakRequests = 40_000;
+        o.burstSeconds = 1;
+        break;
+      default:
+        throw new Error(`unknown option ${flag}\n\n${HELP}`);
+    }
+  }
+  return o;
+}
+
+/** Runs fn with stdout sent to stderr: the installers log with @actions/core, and stdout is for the tables. */
+async function quietly<T>(fn: () => Promise<T>): Promise<T> {
+  const write = process.stdout.write;
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) =>
+    typeof chunk === 'string' && chunk.startsWith('::debug::') ? true : (process.stderr.write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest)) as typeof process.stdout.write;
+  try {
+    return await fn();
+  } finally {
+    process.stdout.write = write;
+  }
+}
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
+    kernel: os.release(),
+    node: process.version,
+    loadAverageAtStart: os.loadavg().map((l) => Number(l.toFixed(2))),
+  };
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  // Where the CLI keeps its tool cache on a laptop, so the bench shares it.
+  const cacheHome = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache');
+  process.env.RUNNER_TOOL_CACHE ||= path.join(cacheHome, 'asm-wasm-action', 'tool-cache');
+  process.env.RUNNER_TEMP ||= path.join(os.tmpdir(), 'asm-wasm-action');
+  const started = Date.now();
+  const results: {
+    date: string;
+    machine: ReturnType<typeof machine>;
+    envoyVersion?: string;
+    requests?: RequestBench;
+    soak?: SoakResult[];
+    pipeline?: PipelineBench;
+    loadAverageAtEnd?: number[];
+    durationMs?: number;
+  } = { date: new Date().toISOString(), machine: machine() };
+  const md: string[] = [];
+  const work = tempDir('run');
+  try {
+    const wantLoad = o.only.has('requests') || o.only.has('soak');
+    if (wantLoad) {
+      const wrk = ensureWrk();
+      const envoy = await quietly(() => installEnvoy({ version: DEFAULT_ENVOY_VERSION, downloadUrl: DEFAULT_ENVOY_DOWNLOAD_URL }));
+      results.envoyVersion = envoy.version;
+      log(`Envoy ${envoy.version} (${envoy.source}), wrk at ${wrk}`);
+
+      log('building plugin/ from the working tree');
+      const pluginDir = copyPlugin(path.join(work, 'plugin'));
+      const wasm = await buildPluginDir(pluginDir);
+      let baselineWasm = o.baselineWasm;
+      let baselineLabel = o.baselineWasm ? path.basename(o.baselineWasm) : undefined;
+      if (!baselineWasm && o.baselineRef) {
+        log(`building plugin/ at ${o.baselineRef}`);
+        baselineWasm = await buildPluginDir(await pluginAtRef(o.baselineRef, path.join(work, 'baseline', 'plugin')));
+        baselineLabel = o.baselineRef;
+      }
+      const all = variants({ pluginDir, wasm, baselineWasm, baselineLabel });
+
+      if (o.only.has('requests')) {
+        const total = all.length * (o.rounds * o.seconds + 2);
+        log(`requests: ${all.length} variants × ${o.rounds} rounds × ${o.seconds} s, ${o.connections} connections (about ${ms(total * 1000)})`);
+        results.requests = await benchRequests({ envoyBinary: envoy.path, wrk, workDir: path.join(work, 'requests'), variants: all, seconds: o.seconds, rounds: o.rounds, connections: o.connections });
+        md.push(
+          `### Request cost (Envoy ${envoy.version}, ${o.connections} connections, ${o.rounds} interleaved rounds of ${o.seconds} s, half the requests denied)`,
+          '',
+          requestTable(results.requests),
+          '',
+        );
+      }
+      if (o.only.has('soak')) {
+        const soakVariants = all.filter((v) => v.id === 'plugin' || v.id.startsWith('plugin@'));
+        log(`soak: ${o.soakRequests.toLocaleString('en-US')} requests through ${soakVariants.length} build(s)`);
+        results.soak = await benchSoak({ envoyBinary: envoy.path, wrk, workDir: path.join(work, 'soak'), variants: soakVariants, requests: o.soakRequests, burstSeconds: o.burstSeconds, connections: o.connections });
+        md.push(`### Memory under sustained load (${o.soakRequests.toLocaleString('en-US')} requests per build, reference config)`, '', soakTable(results.soak), '');
+      }
+    }
+    if (o.only.has('pipeline')) {
+      log(`pipeline: ${o.pipelineStages.join(', ')}, cold then warm`);
+      results.pipeline = await quietly(() => benchPipeline({ stages: o.pipelineStages, extraInputs: o.inputs, bundle: o.bundle, warmRuns: o.warmRuns }));
+      const f = results.pipeline.floor;
+      md.push(
+        '### Pipeline time (bundled plugin, local registry; each stage a fresh `node dist/index.js <stage>` as in the action)',
+        '',
+        pipelineTable(results.pipeline),
+        '',
+        `Cold run: ${coldDetails(results.pipeline)}.`,
+        '',
+        `Floor of a warm run: ${results.pipeline.runs[0].stages.length} × loading the bundle (${ms(f.bundleLoadMs)} each, of which Node itself ${ms(f.nodeMs)})` +
+          (f.ascMs !== undefined ? ` + the compiler (${ms(f.ascMs)} for asc alone)` : '') +
+          ' + Envoy start-up and the cases (well under a second).',
+        '',
+      );
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  results.loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
+  results.durationMs = Date.now() - started;
+  const m = results.machine;
+  md.unshift(
+    `Measured ${results.date.slice(0, 10)} on ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average ${m.loadAverageAtStart[0]} at the start, ${results.loadAverageAtEnd[0]} at the end.`,
+    '',
+  );
+  fs.mkdirSync(path.dirname(o.out), { recursive: true });
+  fs.writeFileSync(o.out, `${JSON.stringify(results, null, 2)}\n`);
+  const mdFile = o.out.replace(/\.json$/, '') + '.md';
+  fs.writeFileSync(mdFile, `${md.join('\n')}\n`);
+  process.stdout.write(`\n${md.join('\n')}\n`);
+  log(`wrote ${path.relative(process.cwd(), o.out)} and ${path.relative(process.cwd(), mdFile)} in ${ms(results.durationMs)}`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,197 @@
+// How long the pipeline takes: each stage run as the composite action runs
+// it (a fresh `node dist/index.js <stage>`), on a fresh copy of the bundled
+// plugin, pushing to a local registry.
+//   cold: empty tool cache, npm cache and pip cache, fresh registry;
+//   warm: the same caches and registry again, on another fresh copy (the next
+//         job on a runner that keeps its tool cache).
+// Each stage's time is split at lines it logs (see PHASES), so the table says
+// where the time goes: Node loading the bundle, npm, the compiler, Envoy.
+// The deploy stage runs twice, as a pull request check and a deploy would:
+// a server-side dry run, then the apply, against a local kube-apiserver
+// (test/infra/kube.ts; its binaries are built once from the Go module proxy).
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startKube, type Kube } from '../../test/infra/kube.js';
+import { startRegistry, type TestRegistry } from '../../test/infra/registry.js';
+import { BUNDLE, ROOT, copyPlugin, log, median, ms, runAsync, runStage, table, tempDir, which, type StageRun } from './util.js';
+
+/**
+ * The stages timed, in order. `deploy:<mode>` is the deploy stage with that
+ * `deploy-mode`; it needs a kubeconfig, which is the local API server's
+ * unless one is given with --input kubeconfig=...
+ */
+export const PIPELINE_STAGES = ['toolchain', 'build', 'test', 'push', 'deploy:dry-run', 'deploy:apply'];
+
+interface Phase {
+  name: string;
+  from: RegExp;
+  to: RegExp;
+}
+
+/** Named spans inside a stage, from the first line matching `from` to the first later line matching `to`. */
+const PHASES: Record<string, Phase[]> = {
+  toolchain: [{ name: 'npm ci', from: /\[command\].*npm ci/, to: /added \d+ packages|up to date/ }],
+  build: [{ name: 'compile (asc)', from: /\[command\].*(npm run|asc)/, to: /root id/ }],
+  test: [
+    { name: 'find/install Envoy', from: /^== Test in Envoy/, to: /^Envoy [\d.]+ from / },
+    { name: 'Envoy start-up', from: /^starting Envoy/, to: /^Envoy ready/ },
+    { name: 'cases', from: /^Envoy ready/, to: /^output test-failed/ },
+  ],
+  push: [{ name: 'pack + push', from: /^== (Push|Write)/, to: /^output digest/ }],
+  deploy: [{ name: 'API server', from: /^== (Dry-run|Apply|Delete) WasmPlugin/, to: /^output result/ }],
+};
+
+export interface StageTiming {
+  stage: string;
+  ok: boolean;
+  ms: number;
+  /** Node start-up and loading the bundle: until the stage's first line. */
+  startupMs: number;
+  /** After the last line until the process exited. */
+  exitMs: number;
+  phases: Record<string, number>;
+  error?: string;
+}
+
+export interface PipelineRun {
+  kind: 'cold' | 'warm';
+  totalMs: number;
+  stages: StageTiming[];
+}
+
+export interface PipelineBench {
+  bundle: string;
+  runs: PipelineRun[];
+  floor: { bundleLoadMs: number; nodeMs: number; ascMs?: number; envoyStartMs?: number };
+}
+
+function timing(stage: string, r: StageRun): StageTiming {
+  const lines = r.lines.filter((l) => l.line.trim() !== '');
+  const startupMs = lines[0]?.ms ?? r.ms;
+  const exitMs = r.ms - (lines[lines.length - 1]?.ms ?? r.ms);
+  const phases: Record<string, number> = {};
+  for (const p of PHASES[stage] ?? []) {
+    const from = lines.find((l) => p.from.test(l.line.trim()));
+    const to = from && lines.find((l) => l.ms >= from.ms && l !== from && p.to.test(l.line.trim()));
+    if (from && to) phases[p.name] = to.ms - from.ms;
+  }
+  return { stage, ok: r.ok, ms: r.ms, startupMs, exitMs, phases, error: r.ok ? undefined : r.error };
+}
+
+function ensureRegistryTools(): void {
+  if (which('docker-registry') && which('skopeo') && which('htpasswd') && which('openssl')) return;
+  log('installing the local registry (test/infra/install-registry.sh)');
+  execFileSync('bash', [path.join(ROOT, 'test/infra/install-registry.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+}
+
+async function runPipeline(kind: 'cold' | 'warm', o: { stages: string[]; env: NodeJS.ProcessEnv; registry: TestRegistry; extraInputs: Record<string, string>; bundle: string }): Promise<PipelineRun> {
+  const checkout = tempDir(`pipeline-${kind}`);
+  const pluginDir = copyPlugin(path.join(checkout, 'plugin'));
+  const inputs: Record<string, string> = {
+    'plugin-dir': pluginDir,
+    image: `${o.registry.host}/bench/header-authorization`,
+    tags: 'bench',
+    ...o.extraInputs,
+  };
+  const steps: Record<string, { outputs: Record<string, string> }> = {};
+  const stages: StageTiming[] = [];
+  const started = performance.now();
+  for (const stage of o.stages) {
+    const [name, mode] = stage.split(':');
+    const r = await runStage(name, mode ? { ...inputs, 'deploy-mode': mode } : inputs, steps, o.env, { cwd: checkout, bundle: o.bundle });
+    steps[name] = { outputs: r.outputs };
+    const t = { ...timing(name, r), stage };
+    stages.push(t);
+    log(`pipeline (${kind}): ${stage} ${r.ok ? 'ok' : 'FAILED'} in ${ms(r.ms)}`);
+    if (!r.ok) {
+      log(r.lines.slice(-15).map((l) => `  ${l.line}`).join('\n'));
+      break;
+    }
+  }
+  fs.rmSync(checkout, { recursive: true, force: true });
+  return { kind, totalMs: performance.now() - started, stages };
+}
+
+export async function benchPipeline(o: { stages?: string[]; extraInputs?: Record<string, string>; bundle?: string; envoyBinary?: string; warmRuns?: number }): Promise<PipelineBench> {
+  const bundle = o.bundle ?? BUNDLE;
+  ensureRegistryTools();
+  const stages = o.stages ?? PIPELINE_STAGES;
+  const extraInputs = { ...(o.extraInputs ?? {}) };
+  let kube: Kube | undefined;
+  if (stages.some((s) => s.startsWith('deploy')) && !extraInputs.kubeconfig) {
+    log('starting the local API server (test/infra/kube.ts)');
+    kube = await startKube();
+    extraInputs.kubeconfig = kube.kubeconfig('deployer');
+  }
+  let registry: TestRegistry;
+  try {
+    registry = await startRegistry('http');
+  } catch (err) {
+    await kube?.stop();
+    throw err;
+  }
+  const caches = tempDir('pipeline-caches');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    RUNNER_TOOL_CACHE: path.join(caches, 'tool-cache'),
+    RUNNER_TEMP: path.join(caches, 'runner-temp'),
+    // A hosted runner starts with no npm or pip cache either.
+    npm_config_cache: path.join(caches, 'npm-cache'),
+    PIP_CACHE_DIR: path.join(caches, 'pip-cache'),
+  };
+  try {
+    const runs: PipelineRun[] = [await runPipeline('cold', { stages, env, registry, extraInputs, bundle })];
+    for (let i = 0; i < (o.warmRuns ?? 1); i++) runs.push(await runPipeline('warm', { stages, env, registry, extraInputs, bundle }));
+
+    // The floor: what a warm run cannot avoid with this design.
+    const loads: number[] = [];
+    for (let i = 0; i < 3; i++) loads.push((await runAsync(process.execPath, [bundle, '--help'])).ms);
+    const nodes: number[] = [];
+    for (let i = 0; i < 3; i++) nodes.push((await runAsync(process.execPath, ['-e', '0'])).ms);
+    const floor: PipelineBench['floor'] = { bundleLoadMs: median(loads), nodeMs: median(nodes) };
+    const asc = path.join(env.RUNNER_TOOL_CACHE!, 'asm-wasm-assemblyscript');
+    const ascDir = fs.existsSync(asc) ? fs.readdirSync(asc).map((v) => path.join(asc, v, 'x64', 'node_modules')).find((d) => fs.existsSync(path.join(d, '.bin', 'asc'))) : undefined;
+    if (ascDir) {
+      const scratch = copyPlugin(path.join(tempDir('pipeline-asc'), 'plugin'));
+      fs.symlinkSync(ascDir, path.join(scratch, 'node_modules'), 'dir');
+      const pkg = JSON.parse(fs.readFileSync(path.join(scratch, 'package.json'), 'utf8')) as { scripts?: { asbuild?: string } };
+      const args = (pkg.scripts?.asbuild ?? '').replace(/^asc\s+/, '').split(/\s+/).filter(Boolean);
+      const times: number[] = [];
+      for (let i = 0; i < 2; i++) times.push((await runAsync(path.join(ascDir, '.bin', 'asc'), args, { cwd: scratch })).ms);
+      floor.ascMs = Math.min(...times);
+      fs.rmSync(path.dirname(scratch), { recursive: true, force: true });
+    }
+    return { bundle: path.relative(ROOT, bundle) || bundle, runs, floor };
+  } finally {
+    await registry.close();
+    await kube?.stop();
+    fs.rmSync(caches, { recursive: true, force: true });
+  }
+}
+
+export function pipelineTable(b: PipelineBench): string {
+  const rows: Array<Array<string | number>> = [['stage', ...b.runs.map((r) => r.kind), 'where the warm time goes']];
+  const stageNames = b.runs[0].stages.map((s) => s.stage);
+  const warm = b.runs.find((r) => r.kind === 'warm') ?? b.runs[0];
+  for (const name of stageNames) {
+    const w = warm.stages.find((s) => s.stage === name);
+    const parts = w
+      ? [`node + bundle ${ms(w.startupMs)}`, ...Object.entries(w.phases).map(([k, v]) => `${k} ${ms(v)}`), ...(w.exitMs > 100 ? [`exit ${ms(w.exitMs)}`] : [])]
+      : [];
+    rows.push([name, ...b.runs.map((r) => {
+      const s = r.stages.find((x) => x.stage === name);
+      return s ? `${ms(s.ms)}${s.ok ? '' : ' (failed)'}` : '';
+    }), parts.join(', ')]);
+  }
+  rows.push(['**total**', ...b.runs.map((r) => `**${ms(r.totalMs)}**`), '']);
+  return table(rows);
+}
+
+export function coldDetails(b: PipelineBench): string {
+  const cold = b.runs.find((r) => r.kind === 'cold');
+  if (!cold) return '';
+  return cold.stages
+    .map((s) => `${s.stage}: ${[`node + bundle ${ms(s.startupMs)}`, ...Object.entries(s.phases).map(([k, v]) => `${k} ${ms(v)}`), `exit ${ms(s.exitMs)}`].join(', ')}`)
+    .join('; ');
+}
