@@ -4,13 +4,8 @@
 // user must see the same answers at every level, also when the level is
 // changed on a running gateway (Envoy's admin /logging), with requests whose
 // contexts were made on one path finishing on the other.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { renderEnvoyBootstrap } from '../../src/envoy/bootstrap.js';
-import { startEnvoy, type EnvoyProcess } from '../../src/envoy/process.js';
-import { startUpstream, type Upstream } from '../../src/test/upstream.js';
-import { makePlugin, runCli, tempDir } from '../helpers/cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compilePlugin, startGateway, type Gateway } from '../helpers/gateway.js';
 
 const DENY_BODY = 'Forbidden by ASM Wasm Plugin, assemblyscript version\n';
 const REQUEST_LINE = /#\d+ wasm-as: on_http_request_headers/;
@@ -19,35 +14,18 @@ const DENY_LINE = 'wasm-as: allow header not found or is not true, deny by defau
 const SDK_DEBUG_LINE = /ensureContext\(context_id: \d+, root_context_id: \d+\)/;
 
 let wasm: string;
-let upstream: Upstream;
-let envoy: EnvoyProcess;
-let workDir: string;
+let gateway: Gateway | undefined;
 
 async function start(level: string): Promise<void> {
-  await envoy?.stop();
-  workDir = tempDir('log-levels');
-  envoy = await startEnvoy({
-    binary: inject('envoyPath'),
-    workDir,
-    componentLogLevel: `wasm:${level}`,
-    bootstrap: renderEnvoyBootstrap({
-      listenerPort: 0,
-      adminPort: 0,
-      upstreamPort: upstream.port,
-      filter: {
-        name: 'header-authorization',
-        namespace: 'istio-system',
-        rootId: 'header-authorization',
-        configuration: JSON.stringify({ header: 'allow', value: 'true' }),
-        failStrategy: 'FAIL_CLOSE',
-        wasmPath: wasm,
-      },
-    }),
-  });
+  await gateway?.stop();
+  gateway = undefined;
+  gateway = await startGateway(wasm, { config: { header: 'allow', value: 'true' }, logLevel: level });
 }
 
+const envoy = () => gateway!.envoy;
+
 async function setLevel(level: string): Promise<void> {
-  const res = await fetch(`${envoy.adminUrl}/logging?wasm=${level}`, { method: 'POST' });
+  const res = await fetch(`${envoy().adminUrl}/logging?wasm=${level}`, { method: 'POST' });
   expect(res.status).toBe(200);
 }
 
@@ -56,7 +34,7 @@ async function traffic(count: number): Promise<Array<{ allowed: boolean; status:
   const out = [];
   for (let i = 0; i < count; i++) {
     const allowed = i % 2 === 0;
-    const res = await fetch(`http://127.0.0.1:${envoy.listenerPort}/status/200`, { headers: allowed ? { allow: 'true' } : { allow: 'nope' } });
+    const res = await fetch(`${gateway!.url}/status/200`, { headers: allowed ? { allow: 'true' } : { allow: 'nope' } });
     out.push({ allowed, status: res.status, body: await res.text(), type: res.headers.get('content-type') });
   }
   return out;
@@ -69,28 +47,20 @@ function expectPolicy(results: Awaited<ReturnType<typeof traffic>>): void {
   }
 }
 
-const linesSince = (from: number) => envoy.log().slice(from);
+const linesSince = (from: number) => envoy().log().slice(from);
 
 beforeAll(async () => {
-  const dir = makePlugin();
-  for (const stage of ['toolchain', 'build']) {
-    const run = await runCli([stage, '--plugin-dir', dir, '--json'], { RUNNER_TOOL_CACHE: inject('toolCache') });
-    if (run.code !== 0) throw new Error(`could not ${stage} the reference plugin: ${run.json?.error ?? run.stderr}`);
-  }
-  wasm = path.join(dir, 'build', 'plugin.wasm');
-  upstream = await startUpstream();
+  wasm = await compilePlugin();
 });
 
 afterAll(async () => {
-  await envoy?.stop();
-  await upstream?.close();
-  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  await gateway?.stop();
 });
 
 describe('the reference plugin at each log level', () => {
   it('at warning (a gateway\'s default) it enforces the policy and writes none of its info lines', async () => {
     await start('warning');
-    const from = envoy.log().length;
+    const from = envoy().log().length;
     expectPolicy(await traffic(40));
     const log = linesSince(from);
     expect(log).not.toMatch(REQUEST_LINE);
@@ -100,7 +70,7 @@ describe('the reference plugin at each log level', () => {
 
   it('at info it logs each request and each denial with the request\'s context id, and no debug lines', async () => {
     await start('info');
-    const from = envoy.log().length;
+    const from = envoy().log().length;
     expectPolicy(await traffic(10));
     const log = linesSince(from);
     const ids = [...log.matchAll(/#(\d+) wasm-as: on_http_request_headers/g)].map((m) => m[1]);
@@ -112,7 +82,7 @@ describe('the reference plugin at each log level', () => {
 
   it('at debug the SDK\'s own context lines appear as well, and the answers are the same', async () => {
     await start('debug');
-    const from = envoy.log().length;
+    const from = envoy().log().length;
     expectPolicy(await traffic(10));
     const log = linesSince(from);
     expect(log).toMatch(SDK_DEBUG_LINE);
@@ -124,18 +94,18 @@ describe('the reference plugin at each log level', () => {
     await start('info');
     expectPolicy(await traffic(6));
     await setLevel('debug');
-    let from = envoy.log().length;
+    let from = envoy().log().length;
     expectPolicy(await traffic(6));
     expect(linesSince(from)).toMatch(SDK_DEBUG_LINE);
     await setLevel('warning');
-    from = envoy.log().length;
+    from = envoy().log().length;
     expectPolicy(await traffic(6));
     expect(linesSince(from)).not.toMatch(REQUEST_LINE);
     await setLevel('info');
-    from = envoy.log().length;
+    from = envoy().log().length;
     expectPolicy(await traffic(6));
     expect(linesSince(from)).toMatch(REQUEST_LINE);
-    expect(envoy.alive()).toBe(true);
-    expect(envoy.log()).not.toMatch(/wasm log.*(panic|abort|unreachable)|Function: proxy_on_\w+ failed/i);
+    expect(envoy().alive()).toBe(true);
+    expect(envoy().log()).not.toMatch(/wasm log.*(panic|abort|unreachable)|Function: proxy_on_\w+ failed/i);
   });
 });

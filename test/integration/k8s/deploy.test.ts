@@ -2,17 +2,14 @@
 // dry run, create, unchanged re-apply, update, delete; then verification
 // against a real Envoy standing in for the gateway, running the reference
 // plugin (passes) or a plugin that denies everything (fails, rolled back).
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { renderEnvoyBootstrap } from '../../../src/envoy/bootstrap.js';
-import { startEnvoy, type EnvoyProcess } from '../../../src/envoy/process.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, DeployVerificationError, type DeployOptions, type DeployResult } from '../../../src/k8s/deploy.js';
 import { formatDeploySummary } from '../../../src/k8s/summary.js';
 import type { WasmPluginOptions } from '../../../src/k8s/wasmplugin.js';
 import { loadCases } from '../../../src/test/cases.js';
-import { startUpstream, type Upstream } from '../../../src/test/upstream.js';
-import { fixtureSource, makePlugin, ROOT, runCli, tempDir } from '../../helpers/cli.js';
+import { fixtureSource, makePlugin, ROOT } from '../../helpers/cli.js';
+import { compilePlugin, startGateway, type Gateway } from '../../helpers/gateway.js';
 import { kubeStartTimeout, namespaceObject, startKube, type Kube } from '../../infra/kube.js';
 
 const DIGEST = 'a'.repeat(64);
@@ -179,66 +176,13 @@ function referencePlugin(over: Partial<WasmPluginOptions> = {}): WasmPluginOptio
   };
 }
 
-/** Compiles a plugin with the action's own toolchain and build stages. */
-async function compile(source?: string): Promise<string> {
-  const dir = makePlugin(source === undefined ? {} : { source });
-  for (const stage of ['toolchain', 'build']) {
-    const run = await runCli([stage, '--plugin-dir', dir, '--json'], { RUNNER_TOOL_CACHE: inject('toolCache') });
-    if (run.code !== 0) throw new Error(`could not ${stage} the test plugin: ${run.json?.error ?? run.stderr}`);
-  }
-  return path.join(dir, 'build', 'plugin.wasm');
-}
-
-interface Gateway {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/** A real Envoy running `wasm` the way istiod configures the gateway, in front of the test upstream. */
-async function startGateway(wasm: string): Promise<Gateway> {
-  const upstream: Upstream = await startUpstream();
-  const workDir = tempDir('gateway');
-  let envoy: EnvoyProcess | undefined;
-  try {
-    envoy = await startEnvoy({
-      binary: inject('envoyPath'),
-      workDir,
-      bootstrap: renderEnvoyBootstrap({
-        listenerPort: 0,
-        adminPort: 0,
-        upstreamPort: upstream.port,
-        filter: {
-          name: 'header-authorization',
-          namespace: 'istio-system',
-          rootId: 'header-authorization',
-          configuration: JSON.stringify(REFERENCE_CONFIG),
-          failStrategy: 'FAIL_CLOSE',
-          wasmPath: wasm,
-        },
-      }),
-    });
-  } catch (err) {
-    await upstream.close();
-    throw err;
-  }
-  const running = envoy;
-  return {
-    url: `http://127.0.0.1:${running.listenerPort}`,
-    stop: async () => {
-      await running.stop();
-      await upstream.close();
-      fs.rmSync(workDir, { recursive: true, force: true });
-    },
-  };
-}
-
 describe('verification against a gateway Envoy, and rollback', () => {
   let good: Gateway;
   let denyAll: Gateway;
   beforeAll(async () => {
-    const [reference, deny] = [await compile(), await compile(fixtureSource('deny-all'))];
-    good = await startGateway(reference);
-    denyAll = await startGateway(deny);
+    const [reference, deny] = [await compilePlugin(), await compilePlugin(makePlugin({ source: fixtureSource('deny-all') }))];
+    good = await startGateway(reference, { config: REFERENCE_CONFIG });
+    denyAll = await startGateway(deny, { config: REFERENCE_CONFIG });
   });
   afterAll(async () => {
     await good?.stop();
