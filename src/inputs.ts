@@ -14,7 +14,8 @@ import { UserError } from './errors.js';
 import { IMAGE_FORMATS, splitImage, type ImageFormat } from './oci/index.js';
 import { maskSecret } from './github.js';
 
-import { DEPLOY_MODES, FAIL_STRATEGIES, type DeployMode, type FailStrategy } from './k8s/index.js';
+import { DEPLOY_MODES, type DeployMode } from './k8s/modes.js';
+import { FAIL_STRATEGIES, type FailStrategy } from './k8s/wasmplugin.js';
 export { FAIL_STRATEGIES, type FailStrategy };
 
 /** The newest Envoy release we test against; pinned so every run is the same. */

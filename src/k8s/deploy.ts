@@ -7,6 +7,7 @@ import { UserError } from '../errors.js';
 import { KubeClient, type RequestPurpose } from './client.js';
 import { diffObjects, sameContent } from './diff.js';
 import { loadKubeconfig } from './kubeconfig.js';
+import type { DeployMode } from './modes.js';
 import { inspectGatewayPods, readFetchCounts, type FetchCounts, type PodCheck } from './pods.js';
 import { formatVerifyReport, verify, type VerifyOptions, type VerifyReport } from './verify.js';
 import {
@@ -24,8 +25,7 @@ import {
 export const FIELD_MANAGER = 'asm-wasm-action';
 const RESOURCE = `${WASMPLUGIN_RESOURCE}.${WASMPLUGIN_GROUP}`;
 
-export const DEPLOY_MODES = ['dry-run', 'apply', 'delete'] as const;
-export type DeployMode = (typeof DEPLOY_MODES)[number];
+export { DEPLOY_MODES, type DeployMode } from './modes.js';
 export type DeployOutcome = 'created' | 'configured' | 'unchanged' | 'deleted';
 
 /** Registry credentials for the image pull secret (type kubernetes.io/dockerconfigjson). */

@@ -11,7 +11,6 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as core from '@actions/core';
-import * as cache from '@actions/cache';
 import * as tc from '@actions/tool-cache';
 import { makeTempDir } from '../github.js';
 import { UserError } from '../errors.js';
@@ -140,8 +139,10 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
   let dir = tc.find(TOOL_NAME, key);
   const actionsKey = `asm-wasm-toolchain-${process.platform}-${process.arch}-${key}`;
   const toolPath = path.join(process.env.RUNNER_TOOL_CACHE ?? '', TOOL_NAME, key);
-  const actionsCache = !dir && cache.isFeatureAvailable();
-  if (actionsCache) {
+  // The Actions cache client (a large part of the bundle) is loaded only on a tool-cache miss.
+  const cache = dir ? undefined : await import('@actions/cache');
+  const actionsCache = cache !== undefined && cache.isFeatureAvailable();
+  if (cache && actionsCache) {
     try {
       if (await cache.restoreCache([toolPath], actionsKey)) {
         dir = tc.find(TOOL_NAME, key);
@@ -159,7 +160,7 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
     // node_modules and Node's module resolution works from the cached copy.
     dir = await tc.cacheDir(work, TOOL_NAME, key);
     fs.rmSync(work, { recursive: true, force: true });
-    if (actionsCache) {
+    if (cache && actionsCache) {
       try {
         await cache.saveCache([toolPath], actionsKey);
       } catch (err) {
