@@ -19,7 +19,7 @@ import { DEFAULT_ENVOY_DOWNLOAD_URL, DEFAULT_ENVOY_VERSION } from '../src/inputs
 import { benchPipeline, coldDetails, pipelineTable, PIPELINE_STAGES, type PipelineBench } from './bench/pipeline.js';
 import { benchRequests, requestTable, variants, type RequestBench } from './bench/requests.js';
 import { benchSoak, soakTable, type SoakResult } from './bench/soak.js';
-import { ROOT, buildPluginDir, copyPlugin, ensureWrk, log, ms, pluginAtRef, tempDir } from './bench/util.js';
+import { ROOT, buildPluginDir, bundleAtRef, copyPlugin, ensureWrk, log, ms, pluginAtRef, tempDir } from './bench/util.js';
 
 const SECTIONS = ['requests', 'soak', 'pipeline'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -48,7 +48,7 @@ const HELP = `Usage: npm run bench -- [options]
   --rounds n              load rounds per variant, interleaved (default: 5)
   --connections n         wrk connections (default: 16)
   --soak-requests n       requests through each build in the soak (default: 300000)
-  --baseline-ref ref      also build plugin/ at this git ref and measure it side by side (e.g. HEAD)
+  --baseline-ref ref      also measure plugin/ and dist/ as they are at this git ref, side by side (e.g. HEAD)
   --baseline-wasm file    the same with a prebuilt plugin.wasm
   --pipeline-stages list  stages to time (default: ${PIPELINE_STAGES.join(',')})
   --input name=value      an extra action input for every timed stage (repeatable), e.g. kubeconfig=...
@@ -205,8 +205,9 @@ async function main(): Promise<void> {
       }
     }
     if (o.only.has('pipeline')) {
-      log(`pipeline: ${o.pipelineStages.join(', ')}, cold then warm`);
-      results.pipeline = await quietly(() => benchPipeline({ stages: o.pipelineStages, extraInputs: o.inputs, bundle: o.bundle, warmRuns: o.warmRuns }));
+      const baseline = o.baselineRef ? { label: o.baselineRef, bundle: await bundleAtRef(o.baselineRef, path.join(work, 'baseline', 'dist')) } : undefined;
+      log(`pipeline: ${o.pipelineStages.join(', ')}, cold then warm${baseline ? `, beside dist/ at ${baseline.label}` : ''}`);
+      results.pipeline = await quietly(() => benchPipeline({ stages: o.pipelineStages, extraInputs: o.inputs, bundle: o.bundle, baseline, warmRuns: o.warmRuns }));
       const f = results.pipeline.floor;
       md.push(
         '### Pipeline time (bundled plugin, local registry; each stage a fresh `node dist/index.js <stage>` as in the action)',
@@ -215,9 +216,10 @@ async function main(): Promise<void> {
         '',
         `Cold run: ${coldDetails(results.pipeline)}.`,
         '',
-        `Floor of a warm run: ${results.pipeline.runs[0].stages.length} × loading the bundle (${ms(f.bundleLoadMs)} each, of which Node itself ${ms(f.nodeMs)})` +
-          (f.ascMs !== undefined ? ` + the compiler (${ms(f.ascMs)} for asc alone)` : '') +
-          ' + Envoy start-up and the cases (well under a second).',
+        `Floor of a warm run: ${results.pipeline.runs[0].stages.length} stages each start Node and load the bundle (${ms(f.bundleLoadMs)}, of which Node itself ${ms(f.nodeMs)})` +
+          (f.deployStartMs !== undefined ? `, a deploy stage also the Kubernetes client (${ms(f.deployStartMs)} until its first line)` : '') +
+          (f.ascMs !== undefined ? `; the compiler (${ms(f.ascMs)} for asc alone)` : '') +
+          '; Envoy start-up and the cases (well under a second).',
         '',
       );
     }

@@ -56,14 +56,17 @@ export interface StageTiming {
 
 export interface PipelineRun {
   kind: 'cold' | 'warm';
+  /** Which bundle ran: 'current', or the baseline's label. */
+  bundle: string;
   totalMs: number;
   stages: StageTiming[];
 }
 
 export interface PipelineBench {
   bundle: string;
+  baseline?: string;
   runs: PipelineRun[];
-  floor: { bundleLoadMs: number; nodeMs: number; ascMs?: number; envoyStartMs?: number };
+  floor: { bundleLoadMs: number; nodeMs: number; ascMs?: number; deployStartMs?: number };
 }
 
 function timing(stage: string, r: StageRun): StageTiming {
@@ -85,15 +88,19 @@ function ensureRegistryTools(): void {
   execFileSync('bash', [path.join(ROOT, 'test/infra/install-registry.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
-async function runPipeline(kind: 'cold' | 'warm', o: { stages: string[]; env: NodeJS.ProcessEnv; registry: TestRegistry; extraInputs: Record<string, string>; bundle: string }): Promise<PipelineRun> {
+/** One bundle's pipeline: its own caches, repository and WasmPlugin name, so no bundle warms another's run. */
+interface Lane {
+  label: string;
+  bundle: string;
+  env: NodeJS.ProcessEnv;
+  inputs: Record<string, string>;
+}
+
+async function runPipeline(kind: 'cold' | 'warm', lane: Lane, stagesWanted: string[]): Promise<PipelineRun> {
+  const o = { stages: stagesWanted, env: lane.env, bundle: lane.bundle };
   const checkout = tempDir(`pipeline-${kind}`);
   const pluginDir = copyPlugin(path.join(checkout, 'plugin'));
-  const inputs: Record<string, string> = {
-    'plugin-dir': pluginDir,
-    image: `${o.registry.host}/bench/header-authorization`,
-    tags: 'bench',
-    ...o.extraInputs,
-  };
+  const inputs: Record<string, string> = { 'plugin-dir': pluginDir, ...lane.inputs };
   const steps: Record<string, { outputs: Record<string, string> }> = {};
   const stages: StageTiming[] = [];
   const started = performance.now();
@@ -103,17 +110,22 @@ async function runPipeline(kind: 'cold' | 'warm', o: { stages: string[]; env: No
     steps[name] = { outputs: r.outputs };
     const t = { ...timing(name, r), stage };
     stages.push(t);
-    log(`pipeline (${kind}): ${stage} ${r.ok ? 'ok' : 'FAILED'} in ${ms(r.ms)}`);
+    log(`pipeline (${kind}, ${lane.label}): ${stage} ${r.ok ? 'ok' : 'FAILED'} in ${ms(r.ms)}`);
     if (!r.ok) {
       log(r.lines.slice(-15).map((l) => `  ${l.line}`).join('\n'));
       break;
     }
   }
   fs.rmSync(checkout, { recursive: true, force: true });
-  return { kind, totalMs: performance.now() - started, stages };
+  return { kind, bundle: lane.label, totalMs: performance.now() - started, stages };
 }
 
-export async function benchPipeline(o: { stages?: string[]; extraInputs?: Record<string, string>; bundle?: string; envoyBinary?: string; warmRuns?: number }): Promise<PipelineBench> {
+/**
+ * Times the pipeline cold, then warm. With a baseline bundle (dist/ of an
+ * earlier commit), both are timed in the same run, interleaved: cold current,
+ * cold baseline, warm current, warm baseline.
+ */
+export async function benchPipeline(o: { stages?: string[]; extraInputs?: Record<string, string>; bundle?: string; baseline?: { label: string; bundle: string }; warmRuns?: number }): Promise<PipelineBench> {
   const bundle = o.bundle ?? BUNDLE;
   ensureRegistryTools();
   const stages = o.stages ?? PIPELINE_STAGES;
@@ -132,17 +144,28 @@ export async function benchPipeline(o: { stages?: string[]; extraInputs?: Record
     throw err;
   }
   const caches = tempDir('pipeline-caches');
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    RUNNER_TOOL_CACHE: path.join(caches, 'tool-cache'),
-    RUNNER_TEMP: path.join(caches, 'runner-temp'),
-    // A hosted runner starts with no npm or pip cache either.
-    npm_config_cache: path.join(caches, 'npm-cache'),
-    PIP_CACHE_DIR: path.join(caches, 'pip-cache'),
+  const lane = (label: string, laneBundle: string, i: number): Lane => {
+    const dir = path.join(caches, `lane-${i}`);
+    return {
+      label,
+      bundle: laneBundle,
+      env: {
+        ...process.env,
+        RUNNER_TOOL_CACHE: path.join(dir, 'tool-cache'),
+        RUNNER_TEMP: path.join(dir, 'runner-temp'),
+        // A hosted runner starts with no npm or pip cache either.
+        npm_config_cache: path.join(dir, 'npm-cache'),
+        PIP_CACHE_DIR: path.join(dir, 'pip-cache'),
+      },
+      inputs: { image: `${registry.host}/bench-${i}/header-authorization`, tags: 'bench', name: `header-authorization-bench-${i}`, ...extraInputs },
+    };
   };
+  const lanes = [lane('current', bundle, 0), ...(o.baseline ? [lane(o.baseline.label, o.baseline.bundle, 1)] : [])];
+  const env = lanes[0].env;
   try {
-    const runs: PipelineRun[] = [await runPipeline('cold', { stages, env, registry, extraInputs, bundle })];
-    for (let i = 0; i < (o.warmRuns ?? 1); i++) runs.push(await runPipeline('warm', { stages, env, registry, extraInputs, bundle }));
+    const runs: PipelineRun[] = [];
+    for (const l of lanes) runs.push(await runPipeline('cold', l, stages));
+    for (let i = 0; i < (o.warmRuns ?? 1); i++) for (const l of lanes) runs.push(await runPipeline('warm', l, stages));
 
     // The floor: what a warm run cannot avoid with this design.
     const loads: number[] = [];
@@ -150,6 +173,9 @@ export async function benchPipeline(o: { stages?: string[]; extraInputs?: Record
     const nodes: number[] = [];
     for (let i = 0; i < 3; i++) nodes.push((await runAsync(process.execPath, ['-e', '0'])).ms);
     const floor: PipelineBench['floor'] = { bundleLoadMs: median(loads), nodeMs: median(nodes) };
+    // A deploy stage's first line comes after it has loaded the Kubernetes client.
+    const deployStarts = runs.filter((r) => r.kind === 'warm' && r.bundle === 'current').flatMap((r) => r.stages.filter((s) => s.stage.startsWith('deploy')).map((s) => s.startupMs));
+    if (deployStarts.length > 0) floor.deployStartMs = median(deployStarts);
     const asc = path.join(env.RUNNER_TOOL_CACHE!, 'asm-wasm-assemblyscript');
     const ascDir = fs.existsSync(asc) ? fs.readdirSync(asc).map((v) => path.join(asc, v, 'x64', 'node_modules')).find((d) => fs.existsSync(path.join(d, '.bin', 'asc'))) : undefined;
     if (ascDir) {
@@ -162,7 +188,7 @@ export async function benchPipeline(o: { stages?: string[]; extraInputs?: Record
       floor.ascMs = Math.min(...times);
       fs.rmSync(path.dirname(scratch), { recursive: true, force: true });
     }
-    return { bundle: path.relative(ROOT, bundle) || bundle, runs, floor };
+    return { bundle: path.relative(ROOT, bundle) || bundle, baseline: o.baseline?.label, runs, floor };
   } finally {
     await registry.close();
     await kube?.stop();
@@ -171,25 +197,27 @@ export async function benchPipeline(o: { stages?: string[]; extraInputs?: Record
 }
 
 export function pipelineTable(b: PipelineBench): string {
-  const rows: Array<Array<string | number>> = [['stage', ...b.runs.map((r) => r.kind), 'where the warm time goes']];
+  const column = (r: PipelineRun) => (r.bundle === 'current' ? r.kind : `${r.kind} (${r.bundle})`);
+  const runs = [...b.runs].sort((x, y) => Number(x.bundle !== 'current') - Number(y.bundle !== 'current'));
+  const rows: Array<Array<string | number>> = [['stage', ...runs.map(column), 'where the warm time goes']];
   const stageNames = b.runs[0].stages.map((s) => s.stage);
-  const warm = b.runs.find((r) => r.kind === 'warm') ?? b.runs[0];
+  const warm = b.runs.find((r) => r.kind === 'warm' && r.bundle === 'current') ?? b.runs[0];
   for (const name of stageNames) {
     const w = warm.stages.find((s) => s.stage === name);
     const parts = w
-      ? [`node + bundle ${ms(w.startupMs)}`, ...Object.entries(w.phases).map(([k, v]) => `${k} ${ms(v)}`), ...(w.exitMs > 100 ? [`exit ${ms(w.exitMs)}`] : [])]
+      ? [`${w.stage.startsWith('deploy') ? 'node + bundle + Kubernetes client' : 'node + bundle'} ${ms(w.startupMs)}`, ...Object.entries(w.phases).map(([k, v]) => `${k} ${ms(v)}`), ...(w.exitMs > 100 ? [`exit ${ms(w.exitMs)}`] : [])]
       : [];
-    rows.push([name, ...b.runs.map((r) => {
+    rows.push([name, ...runs.map((r) => {
       const s = r.stages.find((x) => x.stage === name);
       return s ? `${ms(s.ms)}${s.ok ? '' : ' (failed)'}` : '';
     }), parts.join(', ')]);
   }
-  rows.push(['**total**', ...b.runs.map((r) => `**${ms(r.totalMs)}**`), '']);
+  rows.push(['**total**', ...runs.map((r) => `**${ms(r.totalMs)}**`), '']);
   return table(rows);
 }
 
 export function coldDetails(b: PipelineBench): string {
-  const cold = b.runs.find((r) => r.kind === 'cold');
+  const cold = b.runs.find((r) => r.kind === 'cold' && r.bundle === 'current');
   if (!cold) return '';
   return cold.stages
     .map((s) => `${s.stage}: ${[`node + bundle ${ms(s.startupMs)}`, ...Object.entries(s.phases).map(([k, v]) => `${k} ${ms(v)}`), `exit ${ms(s.exitMs)}`].join(', ')}`)

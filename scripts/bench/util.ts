@@ -115,6 +115,20 @@ export async function pluginAtRef(ref: string, dest: string): Promise<string> {
   return dest;
 }
 
+/** The action bundle (dist/) as committed at a git ref; returns its index.js. */
+export async function bundleAtRef(ref: string, dest: string): Promise<string> {
+  const listing = await execAsync('git', ['ls-tree', '-r', '--name-only', ref, '--', 'dist'], ROOT);
+  const files = listing.split('\n').filter(Boolean);
+  if (!files.includes('dist/index.js')) throw new Error(`git ref ${ref} has no dist/index.js`);
+  for (const file of files) {
+    const target = path.join(dest, path.relative('dist', file));
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    // Binary-safe: the bundle is not diffed as text (.gitattributes).
+    fs.writeFileSync(target, execFileSync('git', ['show', `${ref}:${file}`], { cwd: ROOT, maxBuffer: 256 * 1024 * 1024 }));
+  }
+  return path.join(dest, 'index.js');
+}
+
 /** Outputs of one `asm-wasm <stage> --json` run. */
 export interface StageRun {
   ok: boolean;
