@@ -86,7 +86,7 @@ function parseOptions(argv: string[]): Options {
       case '--help':
       case '-h':
         process.stdout.write(HELP);
-        process.exit(0);
+        return process.exit(0);
       case '--only': {
         const wanted = value().split(',').map((s) => s.trim()) as Section[];
         for (const s of wanted) if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section ${s}; sections are ${SECTIONS.join(', ')}`);

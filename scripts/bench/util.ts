@@ -159,7 +159,7 @@ export async function runStage(
     env: { ...env, ASM_WASM_INPUTS: JSON.stringify(inputs), ASM_WASM_STEPS: JSON.stringify(steps), GITHUB_ACTIONS: '', GITHUB_OUTPUT: '', GITHUB_STEP_SUMMARY: '' },
     onLine: (line, ms) => lines.push({ ms, line }),
   });
-  let parsed: { ok?: boolean; outputs?: Record<string, string>; error?: string } = {};
+  let parsed: { ok?: boolean; outputs?: Record<string, string>; error?: string };
   try {
     parsed = JSON.parse(r.stdout);
   } catch {

@@ -67,6 +67,8 @@ export function parseDiagnostics(output: string): Diagnostic[] {
   const out: Diagnostic[] = [];
   let current: Diagnostic | undefined;
   for (const raw of output.split('\n')) {
+    // asc colours its diagnostics; the escape sequences are dropped before parsing.
+    // eslint-disable-next-line no-control-regex
     const line = raw.replace(/\x1b\[[0-9;]*m/g, '');
     const head = /^(ERROR|WARNING)\s+(\w+):\s*(.*)$/.exec(line.trim());
     if (head) {

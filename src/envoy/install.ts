@@ -101,7 +101,7 @@ export async function download(url: string, dest: string): Promise<void> {
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code;
       const final = (err as { final?: boolean }).final || cause === 'ENOTFOUND' || cause === 'EAI_AGAIN';
-      if (final || attempt >= 2) throw new Error(cause ? `${messageOf(err)} (${cause})` : messageOf(err));
+      if (final || attempt >= 2) throw new Error(cause ? `${messageOf(err)} (${cause})` : messageOf(err), { cause: err });
       await new Promise((r) => setTimeout(r, 1000));
     }
   }

@@ -57,7 +57,7 @@ describe('action.yml run step by step', () => {
   });
 
   it('fails when action.yml misspells an input name', async () => {
-    const yaml = fs.readFileSync(`${ROOT}/action.yml`, 'utf8').replace(/^  plugin-dir:$/m, '  plugin-dri:');
+    const yaml = fs.readFileSync(`${ROOT}/action.yml`, 'utf8').replace(/^ {2}plugin-dir:$/m, '  plugin-dri:');
     const run = await runCompositeAction({ actionDir: ROOT, actionYaml: yaml, with: {}, workdir: tempDir('action'), env });
     expect(run.failed).toBe(true);
     expect(run.steps[0].stdout).toMatch(/::error::unknown input `plugin-dri`/);

@@ -45,7 +45,7 @@ async function skopeo(args: string[]): Promise<string> {
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`skopeo ${args.join(' ')} failed: ${e.stderr || e.message}`);
+    throw new Error(`skopeo ${args.join(' ')} failed: ${e.stderr || e.message}`, { cause: err });
   }
 }
 
@@ -207,7 +207,7 @@ describe('plain HTTP registry on loopback', () => {
 
   it('fails when uploads are cut midway, and leaves no tag and no manifest behind', async () => {
     const proxy = await startFaultyProxy({ target: { host: '127.0.0.1', port: reg.port }, cutUploads: 2000 });
-    let digest = '';
+    let digest: string;
     try {
       const attempt = push(base(proxy, { repository: 'team/cut', tags: ['v1.0.0', 'latest'] }));
       await expect(attempt).rejects.toThrow(UserError);
