@@ -19,7 +19,8 @@ import { DEFAULT_ENVOY_DOWNLOAD_URL, DEFAULT_ENVOY_VERSION } from '../src/inputs
 import { benchPipeline, coldDetails, pipelineTable, PIPELINE_STAGES, type PipelineBench } from './bench/pipeline.js';
 import { benchRequests, requestTable, variants, type RequestBench } from './bench/requests.js';
 import { benchSoak, soakTable, type SoakResult } from './bench/soak.js';
-import { ROOT, buildPluginDir, bundleAtRef, copyPlugin, ensureWrk, log, ms, pluginAtRef, tempDir } from './bench/util.js';
+import { copyPlugin } from '../test/helpers/cli.js';
+import { ROOT, buildPluginDir, bundleAtRef, ensureWrk, log, ms, pluginAtRef, tempDir } from './bench/util.js';
 
 const SECTIONS = ['requests', 'soak', 'pipeline'] as const;
 type Section = (typeof SECTIONS)[number];

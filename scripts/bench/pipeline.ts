@@ -14,7 +14,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startKube, type Kube } from '../../test/infra/kube.js';
 import { startRegistry, type TestRegistry } from '../../test/infra/registry.js';
-import { BUNDLE, ROOT, copyPlugin, log, median, ms, runAsync, runStage, table, tempDir, which, type StageRun } from './util.js';
+import { copyPlugin } from '../../test/helpers/cli.js';
+import { BUNDLE, ROOT, log, median, ms, runAsync, runStage, table, tempDir, which, type StageRun } from './util.js';
 
 /**
  * The stages timed, in order. `deploy:<mode>` is the deploy stage with that
@@ -96,17 +97,16 @@ interface Lane {
   inputs: Record<string, string>;
 }
 
-async function runPipeline(kind: 'cold' | 'warm', lane: Lane, stagesWanted: string[]): Promise<PipelineRun> {
-  const o = { stages: stagesWanted, env: lane.env, bundle: lane.bundle };
+async function runPipeline(kind: 'cold' | 'warm', lane: Lane, stageList: string[]): Promise<PipelineRun> {
   const checkout = tempDir(`pipeline-${kind}`);
   const pluginDir = copyPlugin(path.join(checkout, 'plugin'));
   const inputs: Record<string, string> = { 'plugin-dir': pluginDir, ...lane.inputs };
   const steps: Record<string, { outputs: Record<string, string> }> = {};
   const stages: StageTiming[] = [];
   const started = performance.now();
-  for (const stage of o.stages) {
+  for (const stage of stageList) {
     const [name, mode] = stage.split(':');
-    const r = await runStage(name, mode ? { ...inputs, 'deploy-mode': mode } : inputs, steps, o.env, { cwd: checkout, bundle: o.bundle });
+    const r = await runStage(name, mode ? { ...inputs, 'deploy-mode': mode } : inputs, steps, lane.env, { cwd: checkout, bundle: lane.bundle });
     steps[name] = { outputs: r.outputs };
     const t = { ...timing(name, r), stage };
     stages.push(t);
@@ -161,7 +161,6 @@ export async function benchPipeline(o: { stages?: string[]; extraInputs?: Record
     };
   };
   const lanes = [lane('current', bundle, 0), ...(o.baseline ? [lane(o.baseline.label, o.baseline.bundle, 1)] : [])];
-  const env = lanes[0].env;
   try {
     const runs: PipelineRun[] = [];
     for (const l of lanes) runs.push(await runPipeline('cold', l, stages));
@@ -176,7 +175,7 @@ export async function benchPipeline(o: { stages?: string[]; extraInputs?: Record
     // A deploy stage's first line comes after it has loaded the Kubernetes client.
     const deployStarts = runs.filter((r) => r.kind === 'warm' && r.bundle === 'current').flatMap((r) => r.stages.filter((s) => s.stage.startsWith('deploy')).map((s) => s.startupMs));
     if (deployStarts.length > 0) floor.deployStartMs = median(deployStarts);
-    const asc = path.join(env.RUNNER_TOOL_CACHE!, 'asm-wasm-assemblyscript');
+    const asc = path.join(lanes[0].env.RUNNER_TOOL_CACHE!, 'asm-wasm-assemblyscript');
     const ascDir = fs.existsSync(asc) ? fs.readdirSync(asc).map((v) => path.join(asc, v, 'x64', 'node_modules')).find((d) => fs.existsSync(path.join(d, '.bin', 'asc'))) : undefined;
     if (ascDir) {
       const scratch = copyPlugin(path.join(tempDir('pipeline-asc'), 'plugin'));

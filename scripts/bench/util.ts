@@ -91,17 +91,6 @@ export function execAsync(command: string, args: string[], cwd?: string): Promis
   );
 }
 
-/** The files of a plugin directory that a build needs (no node_modules, no build output). */
-const PLUGIN_FILES = ['package.json', 'package-lock.json', 'wasmplugin.yaml', 'tests.yaml'];
-
-/** A copy of plugin/ from the working tree, without node_modules or build output. */
-export function copyPlugin(dest: string, from = path.join(ROOT, 'plugin')): string {
-  fs.mkdirSync(path.join(dest, 'assembly'), { recursive: true });
-  for (const f of PLUGIN_FILES) if (fs.existsSync(path.join(from, f))) fs.copyFileSync(path.join(from, f), path.join(dest, f));
-  for (const f of fs.readdirSync(path.join(from, 'assembly'))) fs.copyFileSync(path.join(from, 'assembly', f), path.join(dest, 'assembly', f));
-  return dest;
-}
-
 /** plugin/ as it is at a git ref (a commit, a tag, HEAD), for a before/after comparison. */
 export async function pluginAtRef(ref: string, dest: string): Promise<string> {
   const listing = await execAsync('git', ['ls-tree', '-r', '--name-only', ref, '--', 'plugin'], ROOT);

@@ -45,6 +45,18 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `asm-wasm-${prefix}-`));
 }
 
+/**
+ * A copy of the reference plugin's sources (package.json, lockfile, sources,
+ * manifest, tests) at `dest`, without node_modules or build output.
+ */
+export function copyPlugin(dest: string): string {
+  const src = path.join(ROOT, 'plugin');
+  fs.mkdirSync(path.join(dest, 'assembly'), { recursive: true });
+  for (const f of ['package.json', 'package-lock.json', 'wasmplugin.yaml', 'tests.yaml']) fs.copyFileSync(path.join(src, f), path.join(dest, f));
+  for (const f of fs.readdirSync(path.join(src, 'assembly'))) fs.copyFileSync(path.join(src, 'assembly', f), path.join(dest, 'assembly', f));
+  return dest;
+}
+
 export interface PluginFixture {
   /** assembly/index.ts; default: the reference plugin's sources. */
   source?: string;
@@ -60,11 +72,7 @@ export interface PluginFixture {
  * toolchain stage links the cached compiler in.
  */
 export function makePlugin(fixture: PluginFixture = {}): string {
-  const dir = path.join(tempDir('plugin'), 'plugin');
-  const src = path.join(ROOT, 'plugin');
-  fs.mkdirSync(path.join(dir, 'assembly'), { recursive: true });
-  for (const f of ['package.json', 'package-lock.json', 'wasmplugin.yaml', 'tests.yaml']) fs.copyFileSync(path.join(src, f), path.join(dir, f));
-  for (const f of fs.readdirSync(path.join(src, 'assembly'))) fs.copyFileSync(path.join(src, 'assembly', f), path.join(dir, 'assembly', f));
+  const dir = copyPlugin(path.join(tempDir('plugin'), 'plugin'));
   if (fixture.source !== undefined) fs.writeFileSync(path.join(dir, 'assembly', 'index.ts'), fixture.source);
   if (fixture.asbuild !== undefined) {
     const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
