@@ -37,7 +37,8 @@ export async function run(command: string, args: string[], options: RunOptions =
   try {
     result = await actionsExec.getExecOutput(command, args, {
       cwd: options.cwd,
-      env: options.env ? { ...(process.env as Record<string, string>), ...options.env } : undefined,
+      // Never the action's inputs: a child process has no business with its secrets.
+      env: childEnv(options.env),
       input: options.input === undefined ? undefined : Buffer.from(options.input),
       silent: !echo,
       ignoreReturnCode: true,
@@ -56,4 +57,18 @@ export async function run(command: string, args: string[], options: RunOptions =
     );
   }
   return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * The environment for programs the action starts (a package manager, the
+ * plugin's own build script, the compiler): the process's own, without the
+ * action's inputs (ASM_WASM_INPUTS, INPUT_*), which carry its secrets.
+ */
+export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k === 'ASM_WASM_INPUTS' || k === 'ASM_WASM_STEPS' || k.startsWith('INPUT_')) continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
 }

@@ -35,7 +35,8 @@ export interface InputSpec {
  */
 export const INPUTS = {
   'plugin-dir': { description: 'Directory of the AssemblyScript plugin (holds package.json and its lockfile).', default: 'plugin', value: 'dir' },
-  entry: { description: 'Entry file compiled with asc when the plugin has no `asbuild` script, relative to plugin-dir.', default: 'assembly/index.ts', value: 'file' },
+  entry: { description: 'Entry file compiled with asc when the plugin has no `asbuild` script and asconfig.json lists no entries, relative to plugin-dir.', default: 'assembly/index.ts', value: 'file' },
+  'asc-target': { description: 'asconfig.json target to build (the `asbuild:<target>` script when the plugin has one).', default: 'release', value: 'target' },
   'assemblyscript-version': { description: 'AssemblyScript compiler version. Default: the version pinned in the plugin lockfile.', value: 'version' },
   'wasm-path': { description: 'Use this prebuilt plugin.wasm instead of the build stage output.', value: 'file' },
   name: { description: 'WasmPlugin name. Default: metadata.name in <plugin-dir>/wasmplugin.yaml.', value: 'name' },
@@ -93,6 +94,7 @@ export type RawInputs = Partial<Record<string, string>>;
 export interface Inputs {
   pluginDir: string;
   entry: string;
+  ascTarget: string;
   assemblyscriptVersion?: string;
   wasmPath?: string;
   name?: string;
@@ -133,6 +135,12 @@ export interface Inputs {
   verifyUrl?: string;
   verifyTimeoutSeconds: number;
   stages: { toolchain: boolean; build: boolean; test: boolean; push: boolean; deploy: boolean };
+}
+
+function ascTarget(value: string): string {
+  const v = value.trim();
+  if (!/^[\w.-]+$/.test(v)) throw new UserError(`input \`asc-target\` must be an asconfig.json target name such as release or debug, got "${value}"`);
+  return v;
 }
 
 function bool(name: InputName, value: string): boolean {
@@ -210,6 +218,7 @@ export function parseInputs(raw: RawInputs, cwd = process.cwd()): Inputs {
   return {
     pluginDir,
     entry: get('entry')!,
+    ascTarget: ascTarget(get('asc-target')!),
     assemblyscriptVersion: asVersion,
     wasmPath: optionalPath('wasm-path'),
     name: get('name'),

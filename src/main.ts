@@ -11,6 +11,7 @@ import * as core from '@actions/core';
 import { UserError } from './errors.js';
 import { inActions, outputs } from './github.js';
 import { INPUTS, inputsFromEnv, parseInputs, type InputSpec, type RawInputs } from './inputs.js';
+import type { PluginSpec } from './manifest.js';
 import { buildStage, deployStage, pluginSpec, pushStage, testStage, toolchainStage, STAGE_NAMES, type Results } from './stages.js';
 
 const COMMANDS = [...STAGE_NAMES, 'run'] as const;
@@ -122,15 +123,20 @@ export async function main(argv: string[]): Promise<number> {
     defaultRunnerDirs();
     const inputs = parseInputs({ ...inputsFromEnv(), ...cli.raw });
     Object.assign(results, resultsFromSteps());
-    const spec = pluginSpec(inputs);
     const stages = cli.command === 'run' ? STAGE_NAMES.filter((s) => inputs.stages[s]) : [cli.command];
-    for (const stage of stages) {
-      if (stage === 'toolchain') await toolchainStage(inputs, results);
-      else if (stage === 'build') await buildStage(inputs, results, spec);
-      else if (stage === 'test') await testStage(inputs, results, spec);
-      else if (stage === 'push') await pushStage(inputs, results);
-      else await deployStage(inputs, results, spec);
-    }
+    // The plugin's WasmPlugin settings are read (and checked) once, before the
+    // first stage that needs them: the toolchain and push stages do not.
+    let spec: PluginSpec | undefined;
+    const needsSpec = stages.some((s) => s === 'build' || s === 'test' || s === 'deploy');
+    if (needsSpec) spec = pluginSpec(inputs);
+    const table: Record<(typeof STAGE_NAMES)[number], () => Promise<void>> = {
+      toolchain: () => toolchainStage(inputs, results),
+      build: () => buildStage(inputs, results, spec!),
+      test: () => testStage(inputs, results, spec!),
+      push: () => pushStage(inputs, results),
+      deploy: () => deployStage(inputs, results, spec!),
+    };
+    for (const stage of stages) await table[stage]();
     if (cli.json) realStdout(`${JSON.stringify({ ok: true, outputs: Object.fromEntries(outputs), results }, null, 2)}\n`);
     return 0;
   } catch (err) {

@@ -4,7 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as core from '@actions/core';
-import { buildPlugin, type BuildResult } from './build/index.js';
+import { buildPlugin, CompileError, readBuildRecord, type BuildResult } from './build/index.js';
+import { countDiagnostics, formatDiagnostic } from './build/diagnostics.js';
+import { directSpecs, readLock, readPackageJson } from './toolchain/lockfile.js';
 import { validateModule } from './build/validate.js';
 import { installEnvoy } from './envoy/install.js';
 import { UserError } from './errors.js';
@@ -12,7 +14,7 @@ import { group, setOutput } from './github.js';
 import type { Inputs } from './inputs.js';
 import { loadPluginSpec, pluginConfigJson, type PluginSpec } from './manifest.js';
 import { escapeHtml, writeSection } from './summary.js';
-import { loadCases } from './test/cases.js';
+import { loadCases, loadTestFile } from './test/cases.js';
 import { runLocalTest, type LocalTestReport } from './test/index.js';
 import { installToolchain, type ToolchainResult } from './toolchain/index.js';
 import { push, type PushResult } from './oci/index.js';
@@ -45,32 +47,89 @@ export async function toolchainStage(inputs: Inputs, results: Results): Promise<
   setOutput('cache-hit', r.cacheHit);
 }
 
-export async function buildStage(inputs: Inputs, results: Results, spec: PluginSpec): Promise<void> {
-  const nodeModules = results.toolchain?.nodeModules ?? path.join(inputs.pluginDir, 'node_modules');
-  if (!fs.existsSync(path.join(nodeModules, 'assemblyscript'))) {
-    throw new UserError(`no AssemblyScript compiler in ${nodeModules}; run the toolchain stage first (input toolchain: true) or \`npm ci\` in the plugin directory`);
+/** The compiler and dependencies to build with: the toolchain stage's, else what the plugin's node_modules and lockfile say. */
+function toolchainFor(inputs: Inputs, results: Results): { nodeModules: string; compilerVersion: string; direct: Record<string, string> } {
+  const t = results.toolchain;
+  if (t) return { nodeModules: t.nodeModules, compilerVersion: t.assemblyscriptVersion, direct: t.direct };
+  const nodeModules = path.join(inputs.pluginDir, 'node_modules');
+  const pkg = path.join(nodeModules, 'assemblyscript', 'package.json');
+  if (!fs.existsSync(pkg)) {
+    throw new UserError(`no AssemblyScript compiler in ${nodeModules}; run the toolchain stage first (input toolchain: true, or \`asm-wasm toolchain\`) or install the plugin's dependencies there`);
   }
-  const r = await group('Build plugin.wasm', () =>
-    buildPlugin({ pluginDir: inputs.pluginDir, entry: inputs.entry, pluginName: spec.pluginName, nodeModules }),
-  );
+  const compilerVersion = (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string }).version;
+  let direct: Record<string, string>;
+  try {
+    direct = readLock(inputs.pluginDir).direct;
+  } catch {
+    direct = directSpecs(readPackageJson(inputs.pluginDir));
+  }
+  return { nodeModules, compilerVersion, direct };
+}
+
+export async function buildStage(inputs: Inputs, results: Results, spec: PluginSpec): Promise<void> {
+  const tool = toolchainFor(inputs, results);
+  let r: BuildResult;
+  try {
+    r = await group('Build plugin.wasm', () =>
+      buildPlugin({
+        pluginDir: inputs.pluginDir,
+        entry: inputs.entry,
+        target: inputs.ascTarget,
+        pluginName: spec.pluginName,
+        ...tool,
+      }),
+    );
+  } catch (err) {
+    if (err instanceof CompileError) await writeBuildFailure(err, inputs.pluginDir);
+    throw err;
+  }
   results.build = r;
   setOutput('wasm-path', r.wasmPath);
   setOutput('wasm-sha256', r.sha256);
   setOutput('wasm-size', r.size);
   await writeSection({
     title: 'Build',
+    lines: [
+      `AssemblyScript ${escapeHtml(r.compilerVersion)}: <code>${escapeHtml(r.command)}</code>, output from ${escapeHtml(r.outputFrom)}` +
+        (r.diagnostics.length ? `; compiler: ${countDiagnostics(r.diagnostics)}` : ''),
+    ],
     rows: [
       ['plugin.wasm', 'size', 'sha256', 'ABI', 'root id'],
       [escapeHtml(path.relative(process.cwd(), r.wasmPath)), `${r.size} bytes`, `<code>${r.sha256}</code>`, r.module.abi, escapeHtml(r.rootId)],
     ],
-    details: [{ label: 'Exports and imports', text: `exports: ${r.module.exports.join(', ')}\nimports: ${r.module.imports.join(', ')}` }],
+    details: [
+      ...(r.diagnostics.length ? [{ label: `Compiler diagnostics (${countDiagnostics(r.diagnostics)})`, text: r.diagnostics.map((d) => formatDiagnostic(d)).join('\n') }] : []),
+      { label: 'Exports and imports', text: `exports: ${r.module.exports.join(', ')}\nimports: ${r.module.imports.join(', ')}` },
+    ],
+  });
+}
+
+async function writeBuildFailure(err: CompileError, pluginDir: string): Promise<void> {
+  const rel = path.relative(process.cwd(), pluginDir);
+  const shown = err.diagnostics.slice(0, 50);
+  await writeSection({
+    title: `Build failed: ${countDiagnostics(err.diagnostics)}`,
+    lines: [escapeHtml(err.message)],
+    rows: shown.length
+      ? [
+          ['', 'where', 'code', 'message'],
+          ...shown.map((d) => [
+            d.level === 'error' ? '❌' : '⚠️',
+            escapeHtml(d.file ? `${d.file.startsWith('~lib/') ? d.file : path.join(rel, d.file)}:${d.line}:${d.column}` : ''),
+            escapeHtml(d.code),
+            escapeHtml(d.message),
+          ]),
+        ]
+      : undefined,
+    details: err.details ? [{ label: 'Compiler output', text: err.details }] : [],
   });
 }
 
 /** The wasm the test (and later push) stage uses: input, build result, or the build output of an earlier step. */
 async function wasmFor(inputs: Inputs, results: Results): Promise<string> {
-  const wasm = inputs.wasmPath ?? results.build?.wasmPath;
-  if (!wasm) throw new UserError('no plugin.wasm: run the build stage (input build: true) or set `wasm-path`');
+  // A build in this process, an earlier step's output, or the record a separate `asm-wasm build` left.
+  const wasm = inputs.wasmPath ?? results.build?.wasmPath ?? readBuildRecord(inputs.pluginDir)?.wasmPath;
+  if (!wasm) throw new UserError('no plugin.wasm: run the build stage first (input build: true, or `asm-wasm build`) or set `wasm-path`');
   if (!fs.existsSync(wasm)) throw new UserError(`input \`wasm-path\`: ${wasm} does not exist`);
   if (inputs.wasmPath) {
     const v = await validateModule(fs.readFileSync(wasm));
@@ -81,7 +140,8 @@ async function wasmFor(inputs: Inputs, results: Results): Promise<string> {
 
 export async function testStage(inputs: Inputs, results: Results, spec: PluginSpec): Promise<void> {
   const wasm = await wasmFor(inputs, results);
-  const cases = loadCases(inputs.tests);
+  const file = loadTestFile(inputs.tests);
+  const cases = file.cases;
   const report = await group(`Test in Envoy ${inputs.envoyVersion} (${cases.length} cases)`, async () => {
     const envoy = await installEnvoy({ version: inputs.envoyVersion, envoyPath: inputs.envoyPath, downloadUrl: inputs.envoyDownloadUrl });
     core.info(`Envoy ${envoy.version} from ${envoy.source}: ${envoy.path}`);
@@ -98,6 +158,7 @@ export async function testStage(inputs: Inputs, results: Results, spec: PluginSp
         ...vmEnv(spec),
       },
       cases,
+      upstreams: file.upstreams,
       timeoutSeconds: inputs.testTimeoutSeconds,
     });
   });
@@ -111,6 +172,12 @@ export async function testStage(inputs: Inputs, results: Results, spec: PluginSp
       `${report.failed} of ${report.cases.length} local Envoy test case(s) failed:\n${failing
         .map((c) => `- ${c.name} (${path.basename(inputs.tests)}:${c.line})\n    ${c.failures.join('\n    ')}`)
         .join('\n')}`,
+      `Envoy log (last lines):\n${report.envoyLog.trimEnd().split('\n').slice(-30).join('\n')}`,
+    );
+  }
+  if (report.afterCases.length > 0) {
+    throw new UserError(
+      `the plugin failed outside the test cases:\n- ${report.afterCases.join('\n- ')}`,
       `Envoy log (last lines):\n${report.envoyLog.trimEnd().split('\n').slice(-30).join('\n')}`,
     );
   }
@@ -135,8 +202,9 @@ async function writeTestSummary(report: LocalTestReport, spec: PluginSpec): Prom
   const exp = (c: LocalTestReport['cases'][number]) =>
     escapeHtml([c.expect.status && `${c.expect.status}`, c.expect.upstream !== undefined && (c.expect.upstream ? 'reaches upstream' : 'stopped by plugin')].filter(Boolean).join(', '));
   await writeSection({
-    title: `Local Envoy test: ${report.passed} passed, ${report.failed} failed`,
+    title: `Local Envoy test: ${report.passed} passed, ${report.failed} failed${report.afterCases.length ? `, ${report.afterCases.length} problem(s) outside the cases` : ''}`,
     lines: [
+      ...report.afterCases.map((p) => `❌ Outside the cases: ${escapeHtml(p)}`),
       `Envoy ${escapeHtml(report.envoyVersion)}, filter <code>${escapeHtml(`${spec.namespace}.${spec.name}`)}</code>, root_id <code>${escapeHtml(spec.pluginName)}</code>, failStrategy ${spec.failStrategy}` +
         (spec.failStrategy === 'FAIL_CLOSE' ? ' (if the gateway cannot fetch or load the plugin, it denies every request)' : ''),
     ],
@@ -150,7 +218,7 @@ async function writeTestSummary(report: LocalTestReport, spec: PluginSpec): Prom
         c.passed ? (c.actual ? String(c.actual.status) : '') : escapeHtml(c.failures.join('; ')),
       ]),
     ],
-    details: report.failed > 0 ? [{ label: 'Envoy log', text: report.envoyLog.trimEnd().split('\n').slice(-60).join('\n') }] : [],
+    details: report.failed > 0 || report.afterCases.length > 0 ? [{ label: 'Envoy log', text: report.envoyLog.trimEnd().split('\n').slice(-60).join('\n') }] : [],
   });
 }
 

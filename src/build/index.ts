@@ -1,5 +1,6 @@
-// Stage 2, build: compile the plugin, then prove the module is one Envoy
-// will load and that it registers the root id we deploy with.
+// Stage 2, build: compile the plugin the way its own configuration says,
+// know which .wasm that wrote, then prove the module is one Envoy will load
+// and that it registers the root id we deploy with.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -7,17 +8,30 @@ import * as core from '@actions/core';
 import { UserError } from '../errors.js';
 import { run } from '../exec.js';
 import { annotate } from '../github.js';
+import { countDiagnostics, formatDiagnostic, inPluginFiles, parseDiagnostics, type Diagnostic } from './diagnostics.js';
+import { planBuild, type BuildPlan } from './plan.js';
 import { checkRootId } from './rootid.js';
 import { validateModule, type ModuleInfo } from './validate.js';
 
+export { buildAscArgs, DEFAULT_OUTPUT, outputOfScript, planBuild } from './plan.js';
+export { parseDiagnostics, type Diagnostic } from './diagnostics.js';
+
 export interface BuildOptions {
   pluginDir: string;
-  /** Entry file for asc when the plugin has no `asbuild` script. */
+  /** Entry file for asc when no script or configuration names one. */
   entry: string;
+  /** asconfig.json target (default release). */
+  target?: string;
   /** The root id the pipeline deploys with (spec.pluginName). */
   pluginName: string;
   /** node_modules from the toolchain stage. */
   nodeModules: string;
+  /** The compiler version installed there. */
+  compilerVersion: string;
+  /** The plugin's direct dependencies (name → version). */
+  direct: Record<string, string>;
+  /** Environment for the plugin's own scripts and the compiler (no secrets). */
+  env?: Record<string, string>;
 }
 
 export interface BuildResult {
@@ -28,117 +42,132 @@ export interface BuildResult {
   rootId: string;
   /** How it was compiled, for the log and summary. */
   command: string;
+  compilerVersion: string;
+  target: string;
+  /** Where the output path was learnt from. */
+  outputFrom: string;
+  diagnostics: Diagnostic[];
 }
 
-/** Default output when we run asc ourselves. */
-export const DEFAULT_OUTPUT = 'build/plugin.wasm';
-
-/**
- * asc arguments for an optimized plugin build. `--use abort=abort_proc_exit`
- * routes AssemblyScript's abort to the SDK's handler: without it the module
- * imports env.abort, which Envoy does not provide.
- */
-export function buildAscArgs(entry: string, output: string): string[] {
-  return [entry, '--binaryFile', output, '--use', 'abort=abort_proc_exit', '--optimize', '--runtime', 'full', '--noAssert'];
-}
-
-/** The output file an asbuild script writes (its -b / --binaryFile / -o argument). */
-export function outputOfScript(script: string): string | undefined {
-  const m = /(?:^|\s)(?:-b|--binaryFile|-o|--outFile)(?:\s+|=)(\S+\.wasm)/.exec(script);
-  return m?.[1];
-}
-
-export interface Diagnostic {
-  level: 'error' | 'warning';
-  code: string;
-  message: string;
-  file?: string;
-  line?: number;
-  column?: number;
-}
-
-/**
- * Parses the compiler's diagnostics. AssemblyScript prints
- *   ERROR TS2304: Cannot find name 'x'.
- *   <source excerpt>
- *    in assembly/index.ts(12,5)
- */
-export function parseDiagnostics(output: string): Diagnostic[] {
-  const out: Diagnostic[] = [];
-  let current: Diagnostic | undefined;
-  for (const raw of output.split('\n')) {
-    // asc colours its diagnostics; the escape sequences are dropped before parsing.
-    // eslint-disable-next-line no-control-regex
-    const line = raw.replace(/\x1b\[[0-9;]*m/g, '');
-    const head = /^(ERROR|WARNING)\s+(\w+):\s*(.*)$/.exec(line.trim());
-    if (head) {
-      current = { level: head[1] === 'ERROR' ? 'error' : 'warning', code: head[2], message: head[3] };
-      out.push(current);
-      continue;
-    }
-    const where = /^\s*in\s+(.+?)\((\d+),(\d+)\)\s*$/.exec(line);
-    if (where && current && current.file === undefined) {
-      current.file = where[1];
-      current.line = Number(where[2]);
-      current.column = Number(where[3]);
-    }
+/** A failed compile, with the diagnostics for the summary. */
+export class CompileError extends UserError {
+  constructor(
+    readonly diagnostics: Diagnostic[],
+    message: string,
+    details?: string,
+  ) {
+    super(message, details);
   }
-  return out;
+}
+
+/** Where a separate `build` leaves its record for a later `test` or `push` in another process. */
+export const BUILD_RECORD = path.join('.asm-wasm', 'build.json');
+
+export interface BuildRecord {
+  wasmPath: string;
+  sha256: string;
+  size: number;
+  compilerVersion: string;
 }
 
 function sha256(bytes: Uint8Array): string {
   return crypto.createHash('sha256').update(bytes).digest('hex');
 }
 
+/** .wasm files under the plugin (node_modules excluded), with their modification times. */
+function wasmFiles(dir: string, depth = 0, out = new Map<string, number>()): Map<string, number> {
+  if (depth > 4) return out;
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (e.name === 'node_modules' || e.name.startsWith('.')) continue;
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) wasmFiles(p, depth + 1, out);
+    else if (e.isFile() && e.name.endsWith('.wasm')) out.set(p, fs.statSync(p).mtimeMs);
+  }
+  return out;
+}
+
+/** The .wasm the build wrote: the planned one, else the one new file, else an error saying what to set. */
+function producedFile(plan: BuildPlan, before: Map<string, number>, pluginDir: string): string {
+  if (plan.output && fs.existsSync(plan.output)) return plan.output;
+  const after = wasmFiles(pluginDir);
+  const fresh = [...after].filter(([f, t]) => before.get(f) !== t).map(([f]) => f);
+  const rel = (f: string) => path.relative(pluginDir, f);
+  if (fresh.length === 1) return fresh[0];
+  if (plan.output) {
+    throw new UserError(
+      `\`${plan.command}\` succeeded but did not write ${rel(plan.output)} (from ${plan.outputFrom})${fresh.length ? `; it wrote ${fresh.map(rel).join(', ')}` : ''}; make the script and asconfig.json agree on the output file`,
+    );
+  }
+  throw new UserError(
+    fresh.length === 0
+      ? `\`${plan.command}\` succeeded but wrote no .wasm file under ${pluginDir}; give the compiler an output (-o build/plugin.wasm, or outFile in asconfig.json)`
+      : `\`${plan.command}\` wrote several .wasm files (${fresh.map(rel).join(', ')}); add an \`asbuild:release\` script that builds the one to deploy, or name its output with -o`,
+  );
+}
+
 export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
   const { pluginDir } = options;
   const pkg = JSON.parse(fs.readFileSync(path.join(pluginDir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
-  const script = pkg.scripts?.asbuild;
-  let output: string;
-  let command: string;
-  let result;
-  const env = { PATH: `${path.join(options.nodeModules, '.bin')}${path.delimiter}${process.env.PATH ?? ''}` };
-  if (script) {
-    const out = outputOfScript(script);
-    if (!out) {
-      throw new UserError(`the plugin's asbuild script does not name its output; add \`-b build/plugin.wasm\` to it (${script})`);
-    }
-    output = path.resolve(pluginDir, out);
-    command = 'npm run asbuild';
-    fs.rmSync(output, { force: true });
-    result = await run('npm', ['run', '--silent', 'asbuild'], { cwd: pluginDir, env, allowFailure: true });
-  } else {
-    const entry = path.resolve(pluginDir, options.entry);
+  const plan = planBuild({
+    pluginDir,
+    scripts: pkg.scripts ?? {},
+    compilerVersion: options.compilerVersion,
+    target: options.target,
+    entry: options.entry,
+    direct: options.direct,
+  });
+  core.info(`AssemblyScript ${options.compilerVersion}: ${plan.command}${plan.output ? ` → ${path.relative(pluginDir, plan.output)} (from ${plan.outputFrom})` : ''}`);
+  if (plan.kind === 'asc' && !plan.config) {
+    const entry = path.resolve(pluginDir, plan.args![0]);
     if (!fs.existsSync(entry)) {
       throw new UserError(
         `input \`entry\`: ${entry} does not exist; set entry to the plugin's main AssemblyScript file, or add an asbuild script to package.json`,
       );
     }
-    output = resolveIn(pluginDir, DEFAULT_OUTPUT);
-    fs.mkdirSync(path.dirname(output), { recursive: true });
-    fs.rmSync(output, { force: true });
-    const args = buildAscArgs(path.relative(pluginDir, entry), path.relative(pluginDir, output));
-    command = `asc ${args.join(' ')}`;
-    result = await run(path.join(options.nodeModules, '.bin', 'asc'), args, { cwd: pluginDir, env, allowFailure: true });
   }
+  if (plan.output) {
+    fs.mkdirSync(path.dirname(plan.output), { recursive: true });
+    fs.rmSync(plan.output, { force: true });
+  }
+  const before = wasmFiles(pluginDir);
+  const binDir = path.join(options.nodeModules, '.bin');
+  const env = { ...options.env, PATH: `${binDir}${path.delimiter}${options.env?.PATH ?? process.env.PATH ?? ''}`, FORCE_COLOR: '0', NO_COLOR: '1' };
+  const result =
+    plan.kind === 'script'
+      ? await run('npm', ['run', '--silent', plan.script!], { cwd: pluginDir, env, allowFailure: true })
+      : await run(path.join(binDir, 'asc'), plan.args!, { cwd: pluginDir, env, allowFailure: true });
 
   const diagnostics = parseDiagnostics(`${result.stdout}\n${result.stderr}`);
-  for (const d of diagnostics) {
-    // Diagnostics inside the compiler's standard library (~lib/) have no file to point at.
-    if (!d.file || d.file.startsWith('~lib/')) continue;
-    const file = path.relative(process.cwd(), path.resolve(pluginDir, d.file));
+  const relDir = path.relative(process.cwd(), pluginDir);
+  for (const d of inPluginFiles(diagnostics)) {
+    const file = path.relative(process.cwd(), path.resolve(pluginDir, d.file!));
     annotate(d.level, `${d.code}: ${d.message}`, { file, line: d.line, column: d.column });
   }
-  if (result.exitCode !== 0 || !fs.existsSync(output)) {
+  if (result.exitCode !== 0) {
     const errors = diagnostics.filter((d) => d.level === 'error');
-    const first = errors[0];
-    const where = first?.file ? ` at ${path.join(path.relative(process.cwd(), pluginDir), first.file)}:${first.line}:${first.column}` : '';
-    throw new UserError(
-      `the plugin did not compile${errors.length ? `: ${errors.length} error(s), first${where}: ${first.code} ${first.message}` : ` (\`${command}\` exited with ${result.exitCode})`}`,
-      `${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-40).join('\n'),
+    const shown = inPluginFiles(errors).length > 0 ? inPluginFiles(errors) : errors;
+    throw new CompileError(
+      diagnostics,
+      errors.length
+        ? `the plugin did not compile (${countDiagnostics(diagnostics)}); first: ${formatDiagnostic(shown[0], relDir ? `${relDir}/` : '')}`
+        : `the plugin did not compile: \`${plan.command}\` exited with ${result.exitCode}`,
+      [
+        ...shown.slice(0, 20).map((d) => formatDiagnostic(d, relDir ? `${relDir}/` : '')),
+        '',
+        ...`${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-40),
+      ].join('\n').trim(),
     );
   }
+  const output = producedFile(plan, before, pluginDir);
+  if (diagnostics.length > 0) core.info(`compiler: ${countDiagnostics(diagnostics)}`);
 
+  const size = fs.statSync(output).size;
   const bytes = fs.readFileSync(output);
   const validation = await validateModule(bytes);
   if (!validation.ok) {
@@ -148,20 +177,40 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
   if (!rootCheck.ok) throw new UserError(rootCheck.message);
   core.info(rootCheck.message);
 
+  const record: BuildRecord = { wasmPath: output, sha256: sha256(bytes), size, compilerVersion: options.compilerVersion };
+  const recordFile = path.join(pluginDir, BUILD_RECORD);
+  fs.mkdirSync(path.dirname(recordFile), { recursive: true });
+  fs.writeFileSync(recordFile, `${JSON.stringify(record, null, 2)}\n`);
+
   return {
-    wasmPath: output,
-    sha256: sha256(bytes),
-    size: bytes.length,
+    ...record,
     module: validation.info!,
     rootId: options.pluginName,
-    command,
+    command: plan.command,
+    target: plan.target,
+    outputFrom: plan.output === output ? plan.outputFrom : 'the one .wasm file the build wrote',
+    diagnostics,
   };
 }
 
 /**
- * path.resolve, hidden from the bundler: ncc rewrites path.resolve calls whose
- * arguments it can partly read into paths inside dist/.
+ * The last build's record, when its file is still the one it built. A stage
+ * in another process (`asm-wasm build`, then `asm-wasm test`) finds the
+ * module this way.
  */
-function resolveIn(dir: string, file: string): string {
-  return path.resolve(...[dir, file]);
+export function readBuildRecord(pluginDir: string): BuildRecord | undefined {
+  const file = path.join(pluginDir, BUILD_RECORD);
+  if (!fs.existsSync(file)) return undefined;
+  let record: BuildRecord;
+  try {
+    record = JSON.parse(fs.readFileSync(file, 'utf8')) as BuildRecord;
+  } catch {
+    return undefined;
+  }
+  if (typeof record.wasmPath !== 'string' || !fs.existsSync(record.wasmPath)) return undefined;
+  const actual = crypto.createHash('sha256').update(fs.readFileSync(record.wasmPath)).digest('hex');
+  if (actual !== record.sha256) {
+    throw new UserError(`${record.wasmPath} changed since the build stage built it; run the build stage again (asm-wasm build) or set \`wasm-path\``);
+  }
+  return record;
 }

@@ -35,12 +35,54 @@ export interface WasmFilterOptions {
   hostEnvKeys?: string[];
 }
 
+/** The cluster every test request is routed to (the httpbin-like upstream). */
+export const DEFAULT_UPSTREAM_CLUSTER = 'upstream';
+
+/** A named cluster the plugin can call (dispatch_http_call, gRPC calls). */
+export interface ExtraCluster {
+  name: string;
+  /** An IP address (a STATIC cluster) or a host name (resolved by Envoy: STRICT_DNS). */
+  host: string;
+  port: number;
+  /** Speak HTTP/2 to it (gRPC). */
+  http2?: boolean;
+}
+
 export interface BootstrapOptions {
   /** 0 lets the kernel pick; the runner reads the bound port from the admin API. */
   listenerPort: number;
   adminPort: number;
   upstreamPort: number;
   filter: WasmFilterOptions;
+  /** More clusters, by name, for the plugin's own calls. */
+  clusters?: ExtraCluster[];
+}
+
+const IP_ADDRESS = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;
+
+/** A cluster of one endpoint, as the bootstrap declares it. */
+export function renderCluster(c: ExtraCluster): Record<string, unknown> {
+  const isIp = IP_ADDRESS.test(c.host);
+  return {
+    name: c.name,
+    type: isIp ? 'STATIC' : 'STRICT_DNS',
+    connect_timeout: '2s',
+    ...(isIp ? {} : { dns_lookup_family: 'V4_PREFERRED' }),
+    ...(c.http2
+      ? {
+          typed_extension_protocol_options: {
+            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+              '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+              explicit_http_config: { http2_protocol_options: {} },
+            },
+          },
+        }
+      : {}),
+    load_assignment: {
+      cluster_name: c.name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: c.host, port_value: c.port } } } }] }],
+    },
+  };
 }
 
 /** The typed_config of the HTTP filter, as istiod would send it over ECDS. */
@@ -70,7 +112,10 @@ export function renderWasmFilter(f: WasmFilterOptions): Record<string, unknown> 
   return { '@type': WASM_FILTER_TYPE, config };
 }
 
-/** A complete bootstrap: one listener with the plugin in front of the upstream. */
+/**
+ * A complete bootstrap: one listener with the plugin in front of the
+ * upstream (cluster `upstream`), and the extra clusters the plugin calls.
+ */
 export function renderEnvoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
   const loopback = (port: number) => ({ socket_address: { address: '127.0.0.1', port_value: port } });
   return {
@@ -91,7 +136,7 @@ export function renderEnvoyBootstrap(o: BootstrapOptions): Record<string, unknow
                     stat_prefix: 'gateway',
                     route_config: {
                       name: 'local',
-                      virtual_hosts: [{ name: 'upstream', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'upstream', timeout: '10s' } }] }],
+                      virtual_hosts: [{ name: 'upstream', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: DEFAULT_UPSTREAM_CLUSTER, timeout: '10s' } }] }],
                     },
                     http_filters: [
                       { name: `${o.filter.namespace}.${o.filter.name}`, typed_config: renderWasmFilter(o.filter) },
@@ -106,11 +151,12 @@ export function renderEnvoyBootstrap(o: BootstrapOptions): Record<string, unknow
       ],
       clusters: [
         {
-          name: 'upstream',
+          name: DEFAULT_UPSTREAM_CLUSTER,
           type: 'STATIC',
           connect_timeout: '2s',
-          load_assignment: { cluster_name: 'upstream', endpoints: [{ lb_endpoints: [{ endpoint: { address: loopback(o.upstreamPort) } }] }] },
+          load_assignment: { cluster_name: DEFAULT_UPSTREAM_CLUSTER, endpoints: [{ lb_endpoints: [{ endpoint: { address: loopback(o.upstreamPort) } }] }] },
         },
+        ...(o.clusters ?? []).map(renderCluster),
       ],
     },
   };

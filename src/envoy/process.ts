@@ -32,7 +32,7 @@ export interface EnvoyProcess {
   listenerPort: number;
   /** Everything Envoy has logged so far. */
   log(): string;
-  /** Resolves when the process has exited, with its exit code or signal. */
+  /** Resolves when the process has exited and its output is read, with its exit code or signal. */
   exited: Promise<string>;
   /** Whether the process is still running. */
   alive(): boolean;
@@ -55,31 +55,116 @@ async function getText(url: string): Promise<{ status: number; body: string }> {
   return { status: res.status, body: await res.text() };
 }
 
+/** One line of Envoy's log without its "[time][thread][level][logger] [source:line] " prefix. */
+export function envoySaid(line: string): string {
+  return line.replace(/^\[[^\]]*\]\[[^\]]*\]\[[^\]]*\]\[[^\]]*\] (\[[^\]]*\] )?/, '').trimEnd();
+}
+
+/** A trap Envoy reported: the exported function and Envoy's own words. */
+export interface WasmTrap {
+  /** The exported function that trapped, e.g. proxy_on_configure. */
+  fn: string;
+  /** Envoy's line, e.g. "Function: proxy_on_configure failed: Uncaught RuntimeError: unreachable". */
+  line: string;
+  /** The in-VM backtrace Envoy printed under it (present when the module has a name section). */
+  backtrace: string[];
+  /** Where the trap's line starts and its backtrace ends in the log. */
+  start: number;
+  end: number;
+}
+
+const TRAP_LINE = /^.*Function: (proxy_on_\w+|\w+) failed: [^\n]*$/gm;
+const BACKTRACE_FRAMES = 6;
+
+/** Every trap in an Envoy log, in order. */
+export function findTraps(log: string): WasmTrap[] {
+  const traps: WasmTrap[] = [];
+  for (const m of log.matchAll(TRAP_LINE)) {
+    const start = m.index;
+    let end = start + m[0].length;
+    const backtrace: string[] = [];
+    // Envoy prints the backtrace as plain lines (no log prefix) right under the trap.
+    const rest = log.slice(end + 1).split('\n');
+    if (rest[0]?.startsWith('Proxy-Wasm plugin in-VM backtrace')) {
+      end += rest[0].length + 1;
+      for (const l of rest.slice(1)) {
+        if (!/^\s+\d+:/.test(l)) break;
+        backtrace.push(l.trim());
+        end += l.length + 1;
+      }
+    }
+    traps.push({ fn: m[1], line: envoySaid(m[0]), backtrace, start, end });
+  }
+  return traps;
+}
+
+/** Envoy's words for a trap, quoted, with a short backtrace. */
+export function quoteTrap(t: WasmTrap): string {
+  if (t.backtrace.length === 0) return `Envoy: "${t.line}"`;
+  const shown = t.backtrace.slice(0, BACKTRACE_FRAMES);
+  const more = t.backtrace.length - shown.length;
+  return `Envoy: "${t.line}", backtrace: ${shown.join(' < ')}${more > 0 ? ` < … (${more} more)` : ''}`;
+}
+
+/** The lines the plugin itself logged (proxy_log), in order. */
+function pluginLines(log: string): string[] {
+  return log
+    .split('\n')
+    .map((l) => /\]\[wasm\] .*?wasm log [^:]*: (.*)$/.exec(l)?.[1]?.trimEnd())
+    .filter((l): l is string => Boolean(l));
+}
+
+function firstLine(log: string, re: RegExp): string | undefined {
+  const line = log.split('\n').find((l) => re.test(l));
+  return line === undefined ? undefined : envoySaid(line);
+}
+
 /**
  * Turns the log of an Envoy that would not start into a sentence that says
- * what to change. The plugin's own words (its log lines) are kept.
+ * what to change, quoting Envoy's own line(s) and keeping the plugin's own
+ * last words (its log lines).
  */
 export function explainStartFailure(log: string): string {
-  const wasmLines = log.split('\n').filter((l) => /\]\[(error|critical)\]\[wasm\]/.test(l) || /wasm log/.test(l));
-  const pluginSaid = wasmLines
-    .map((l) => /wasm log [^:]*: (.*)$/.exec(l)?.[1])
-    .filter((l): l is string => Boolean(l));
-  const last = pluginSaid[pluginSaid.length - 1];
+  const said = pluginLines(log);
+  const last = said[said.length - 1];
+  const traps = findTraps(log);
+  const trap = traps[0];
+  const trapped = trap ? `; it trapped in ${trap.fn}: ${quoteTrap(trap)}` : '';
+
+  const missingImport = firstLine(log, /Failed to load Wasm module due to a missing import/);
+  if (missingImport) {
+    const name = /missing import: ?(\S+)/.exec(missingImport)?.[1] ?? '?';
+    return `the module imports ${name}, which this Envoy does not provide (a host function of another proxy or SDK, or a missing --use flag); Envoy: "${missingImport}"`;
+  }
   if (/Missing root context factory for root id/.test(log)) {
     const id = /Missing root context factory for root id: ?(\S*)/.exec(log)?.[1] ?? '';
-    return `the plugin does not register root id "${id}"; set plugin-name (spec.pluginName) to the name the plugin registers`;
+    const own = said.find((l) => l.includes('Missing root context factory'));
+    return `the plugin does not register root id "${id}"${own ? ` (it said: ${own})` : ''}; set plugin-name (spec.pluginName) to the name the plugin registers${trapped}`;
   }
-  if (/Failed to configure base Wasm plugin/.test(log)) {
-    return `the plugin rejected its configuration (plugin-config / spec.pluginConfig)${last ? `: ${last}` : ''}`;
+  const configure = firstLine(log, /Failed to configure base Wasm plugin/);
+  if (configure) {
+    if (trap?.fn === 'proxy_on_configure') {
+      return `the plugin trapped in proxy_on_configure while applying its configuration (plugin-config / spec.pluginConfig)${last ? `; its last log line: ${last}` : ''}; ${quoteTrap(trap)}`;
+    }
+    const why = trap ? `it trapped in ${trap.fn}: ${quoteTrap(trap)}` : `proxy_on_configure returned false; Envoy: "${configure}"`;
+    return `the plugin rejected its configuration (plugin-config / spec.pluginConfig)${last ? `: ${last}` : ''} (${why})`;
   }
-  if (/Failed to start base Wasm/.test(log)) {
-    return `the plugin failed to start in Envoy${last ? `: ${last}` : ''}`;
+  const start = firstLine(log, /Failed to start base Wasm/);
+  if (start) {
+    if (trap?.fn === 'proxy_on_vm_start') {
+      return `the plugin trapped in proxy_on_vm_start while its VM started${last ? `; its last log line: ${last}` : ''}; ${quoteTrap(trap)}`;
+    }
+    const why = trap ? `it trapped in ${trap.fn}: ${quoteTrap(trap)}` : `proxy_on_vm_start returned false; Envoy: "${start}"`;
+    return `the plugin failed to start in Envoy${last ? `: ${last}` : ''} (${why})`;
   }
-  if (/Failed to (load|initialize) Wasm code|Wasm VM failed/.test(log)) {
-    return 'Envoy could not load the module as a Wasm plugin';
+  const load = firstLine(log, /Failed to (load|initialize) Wasm code|Wasm VM failed|Failed to load Wasm module/);
+  if (load) {
+    const vm = firstLine(log, /\]\[(error|critical)\]\[wasm\]/);
+    return `Envoy could not load the module as a Wasm plugin; Envoy: "${vm ?? load}"${trapped}`;
   }
+  if (trap) return `the plugin trapped in ${trap.fn} while Envoy started; ${quoteTrap(trap)}`;
   const critical = log.split('\n').filter((l) => /\]\[critical\]/.test(l)).pop();
-  return critical ? `Envoy failed to start: ${critical.replace(/^.*\]\s*/, '')}` : 'Envoy exited before it was ready';
+  return critical ? `Envoy failed to start: ${envoySaid(critical)}` : 'Envoy exited before it was ready';
 }
 
 export async function startEnvoy(options: StartOptions): Promise<EnvoyProcess> {
@@ -113,8 +198,9 @@ export async function startEnvoy(options: StartOptions): Promise<EnvoyProcess> {
       running.delete(child);
       resolve(exitedWith);
     });
-    child.on('exit', (code, signal) => {
-      exitedWith = signal ? `signal ${signal}` : `exit code ${code}`;
+    // 'close', not 'exit': by then Envoy's last lines (its shutdown) have been read from the pipes.
+    child.on('close', (code, signal) => {
+      exitedWith ??= signal ? `signal ${signal}` : `exit code ${code}`;
       running.delete(child);
       resolve(exitedWith);
     });

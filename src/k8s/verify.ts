@@ -106,6 +106,7 @@ export function uncheckable(c: VerifyCase): string[] {
   if (c.expect.upstream !== undefined) out.push('upstream');
   if (c.expect.upstreamHeaders !== undefined) out.push('upstreamHeaders');
   if (c.expect.logs?.length) out.push('logs');
+  if (c.expect.calls !== undefined) out.push('calls');
   return out;
 }
 

@@ -1,22 +1,26 @@
 // Stage 3, test: the built plugin answers real requests through a real Envoy.
-// Envoy and the upstream always stop when the stage ends (pass, fail, error,
-// timeout or Ctrl-C).
+// Envoy, the upstream and the fakes always stop when the stage ends (pass,
+// fail, error, timeout or Ctrl-C). After the cases Envoy is stopped and its
+// whole log read again: a trap no case accounts for (in proxy_on_done or
+// proxy_on_delete at shutdown, between cases, ...) fails the stage too.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as core from '@actions/core';
 import { makeTempDir } from '../github.js';
 import { UserError } from '../errors.js';
 import { tail } from '../exec.js';
-import { renderEnvoyBootstrap, type WasmFilterOptions } from '../envoy/bootstrap.js';
-import { startEnvoy, type EnvoyProcess } from '../envoy/process.js';
-import { compareResponse, logMatches, type TestCase } from './cases.js';
-import { startUpstream, type SeenRequest, type Upstream } from './upstream.js';
+import { renderEnvoyBootstrap, type ExtraCluster, type WasmFilterOptions } from '../envoy/bootstrap.js';
+import { envoySaid, findTraps, quoteTrap, startEnvoy, type EnvoyProcess, type WasmTrap } from '../envoy/process.js';
+import { compareResponse, logMatches, type TestCase, type UpstreamSpec } from './cases.js';
+import { startFake, startUpstream, type FakeUpstream, type SeenRequest, type Upstream } from './upstream.js';
 
 export interface LocalTestOptions {
   envoyBinary: string;
   envoyVersion: string;
   filter: WasmFilterOptions;
   cases: TestCase[];
+  /** The named upstreams of the test file. */
+  upstreams?: Record<string, UpstreamSpec>;
   timeoutSeconds: number;
   workDir?: string;
 }
@@ -26,6 +30,8 @@ export interface ActualResponse {
   headers: Record<string, string>;
   body: string;
   upstream: { reached: boolean; headers?: Record<string, string> };
+  /** Calls the fake upstreams received during the case, by name. */
+  calls?: Record<string, SeenRequest[]>;
 }
 
 export interface CaseResult {
@@ -38,20 +44,30 @@ export interface CaseResult {
   failures: string[];
   /** Envoy's log lines written during the case. */
   log: string;
+  /** The calls each fake upstream received during the case (fakes that got none are left out). */
+  calls?: Record<string, SeenRequest[]>;
   durationMs: number;
 }
 
 export interface LocalTestReport {
   envoyVersion: string;
   passed: number;
+  /** Failed cases (those not run because Envoy died or time ran out count as failed). */
   failed: number;
+  /** One result per case run. */
   cases: CaseResult[];
-  /** The Envoy log, for the summary's details. */
+  /**
+   * What went wrong outside every case, each with Envoy's line quoted: traps
+   * before, between or after the cases, at shutdown (proxy_on_done,
+   * proxy_on_delete of the root context), and an Envoy that exited badly.
+   */
+  afterCases: string[];
+  /** The Envoy log, for the summary's details (complete: read after Envoy stopped). */
   envoyLog: string;
 }
 
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const TRAP_RE = /(Function: proxy_on_\w+ failed[^\n]*|Uncaught \w*Error[^\n]*|wasm trap[^\n]*)/;
 
 function send(port: number, req: TestCase['request']): Promise<{ status: number; headers: Record<string, string>; body: string }> {
   return new Promise((resolve, reject) => {
@@ -100,13 +116,35 @@ export function compare(expect: TestCase['expect'], actual: ActualResponse, log:
   for (const line of expect.logs ?? []) {
     if (!logMatches(log, line)) failures.push(`Envoy log: expected a line matching ${show(line)}; none was written`);
   }
+  for (const [name, want] of Object.entries(expect.calls ?? {})) {
+    const got = actual.calls?.[name] ?? [];
+    if (got.length !== want) {
+      const list = got.slice(0, 5).map((r) => `${r.method} ${r.path}`).join(', ');
+      failures.push(`calls to ${name}: expected ${want}, got ${got.length}${list ? ` (${list}${got.length > 5 ? ', …' : ''})` : ''}`);
+    }
+  }
   return failures;
 }
 
-async function runCase(envoy: EnvoyProcess, upstream: Upstream, c: TestCase): Promise<CaseResult> {
+interface CaseRun {
+  result: CaseResult;
+  /** The part of Envoy's log the case looked at: [start, end). */
+  logRange: [number, number];
+}
+
+function callsSince(fakes: FakeUpstream[], before: number[]): Record<string, SeenRequest[]> {
+  const calls: Record<string, SeenRequest[]> = {};
+  fakes.forEach((f, i) => {
+    if (f.seen.length > before[i]) calls[f.name] = f.seen.slice(before[i]);
+  });
+  return calls;
+}
+
+async function runCase(envoy: EnvoyProcess, upstream: Upstream, fakes: FakeUpstream[], c: TestCase): Promise<CaseRun> {
   const started = Date.now();
   const logStart = envoy.log().length;
   const seenBefore = upstream.seen.length;
+  const fakesBefore = fakes.map((f) => f.seen.length);
   const failures: string[] = [];
   let actual: ActualResponse | undefined;
   try {
@@ -123,16 +161,76 @@ async function runCase(envoy: EnvoyProcess, upstream: Upstream, c: TestCase): Pr
     await sleep(25);
     log = envoy.log().slice(logStart);
   }
-  if (actual) failures.push(...compare(c.expect, actual, log));
-  const trap = TRAP_RE.exec(log);
-  if (trap) failures.unshift(`the plugin trapped while handling this request: ${trap[1].trim()}`);
+  const calls = callsSince(fakes, fakesBefore);
+  if (actual) {
+    if (fakes.length > 0) actual.calls = calls;
+    failures.push(...compare(c.expect, actual, log));
+  }
+  const traps = findTraps(log);
+  if (traps.length > 0) {
+    failures.unshift(`the plugin trapped while handling this request: ${quoteTrap(traps[0])}${traps.length > 1 ? ` (and ${traps.length - 1} more trap(s))` : ''}`);
+  }
   if (!envoy.alive()) failures.unshift(`Envoy exited during this case (${await envoy.exited})`);
-  return { name: c.name, line: c.line, request: c.request, expect: c.expect, actual, passed: failures.length === 0, failures, log, durationMs: Date.now() - started };
+  const result: CaseResult = {
+    name: c.name,
+    line: c.line,
+    request: c.request,
+    expect: c.expect,
+    actual,
+    passed: failures.length === 0,
+    failures,
+    log,
+    ...(Object.keys(calls).length > 0 ? { calls } : {}),
+    durationMs: Date.now() - started,
+  };
+  return { result, logRange: [logStart, logStart + log.length] };
+}
+
+/** Where in the run an unattributed trap happened, from its place in the log. */
+function whenInRun(t: WasmTrap, log: string, runs: Array<{ name: string; logRange: [number, number] }>): string {
+  const shutdown = log.search(/caught (ENVOY_SIGTERM|SIGTERM|SIGINT)|shutting down/);
+  if (shutdown >= 0 && t.start > shutdown) return 'at shutdown, after Envoy was told to stop';
+  if (runs.length === 0 || t.start < runs[0].logRange[0]) return 'before the first case';
+  const before = [...runs].reverse().find((r) => r.logRange[1] <= t.start);
+  const last = runs[runs.length - 1];
+  if (before === last) return `after the last case ("${last.name}")`;
+  return before ? `between cases, after "${before.name}"` : 'during the cases';
+}
+
+/**
+ * The problems outside every case: traps no case's log covered, and an
+ * Envoy that exited badly when it was stopped. Same trap in the same place
+ * (the main thread and the worker each run a copy of the plugin) is one
+ * problem, with its count.
+ */
+export function problemsAfterCases(log: string, runs: Array<{ name: string; logRange: [number, number] }>, exit?: string): string[] {
+  const seen = new Map<string, number>();
+  for (const t of findTraps(log)) {
+    if (runs.some((r) => t.start >= r.logRange[0] && t.start < r.logRange[1])) continue;
+    const text = `the plugin trapped in ${t.fn} ${whenInRun(t, log, runs)}; ${quoteTrap(t)}`;
+    seen.set(text, (seen.get(text) ?? 0) + 1);
+  }
+  const problems = [...seen].map(([text, n]) => (n > 1 ? `${text} (${n} times: once per copy of the plugin)` : text));
+  if (exit && exit !== 'exit code 0' && exit !== 'signal SIGTERM' && exit !== 'signal SIGKILL') {
+    const critical = log.split('\n').filter((l) => /\]\[critical\]/.test(l)).pop();
+    problems.push(`Envoy ended badly when stopped (${exit})${critical ? `; its last critical line: "${envoySaid(critical)}"` : ''}`);
+  }
+  return problems;
+}
+
+function clustersFor(upstreams: Record<string, UpstreamSpec>, fakes: FakeUpstream[]): ExtraCluster[] {
+  return Object.values(upstreams).map((u) => {
+    if (u.kind === 'address') return { name: u.name, host: u.host, port: u.port, http2: u.grpc };
+    const fake = fakes.find((f) => f.name === u.name)!;
+    return { name: u.name, host: '127.0.0.1', port: fake.port, http2: u.grpc };
+  });
 }
 
 export async function runLocalTest(options: LocalTestOptions): Promise<LocalTestReport> {
   const workDir = options.workDir ?? makeTempDir('envoy');
+  const upstreams = options.upstreams ?? {};
   let upstream: Upstream | undefined;
+  const fakes: FakeUpstream[] = [];
   let envoy: EnvoyProcess | undefined;
   let timer: NodeJS.Timeout | undefined;
   let timedOut = false;
@@ -144,23 +242,53 @@ export async function runLocalTest(options: LocalTestOptions): Promise<LocalTest
   });
   const work = async (): Promise<LocalTestReport> => {
     upstream = await startUpstream();
-    const bootstrap = renderEnvoyBootstrap({ listenerPort: 0, adminPort: 0, upstreamPort: upstream.port, filter: options.filter });
+    for (const u of Object.values(upstreams)) {
+      if (u.kind === 'fake') fakes.push(await startFake(u));
+    }
+    for (const u of Object.values(upstreams)) {
+      const fake = fakes.find((f) => f.name === u.name);
+      core.info(`upstream cluster ${u.name}: ${fake ? `local fake on 127.0.0.1:${fake.port}` : `${u.kind === 'address' ? `${u.host}:${u.port}` : ''}`}${u.grpc ? ' (HTTP/2, gRPC)' : ''}`);
+    }
+    const bootstrap = renderEnvoyBootstrap({
+      listenerPort: 0,
+      adminPort: 0,
+      upstreamPort: upstream.port,
+      filter: options.filter,
+      clusters: clustersFor(upstreams, fakes),
+    });
     core.info(`starting Envoy ${options.envoyVersion} with ${options.filter.namespace}.${options.filter.name} (root_id ${options.filter.rootId})`);
     envoy = await startEnvoy({ binary: options.envoyBinary, bootstrap, workDir, readyTimeoutMs: Math.min(30_000, options.timeoutSeconds * 1000) });
     // The stage may have timed out while Envoy was starting; then nobody else will stop it.
     if (timedOut) await envoy.stop();
     core.info(`Envoy ready: listener 127.0.0.1:${envoy.listenerPort}, admin ${envoy.adminUrl}`);
-    const results: CaseResult[] = [];
+    const runs: Array<CaseRun & { name: string }> = [];
     for (const c of options.cases) {
       if (timedOut) break;
-      const result = await runCase(envoy, upstream, c);
-      results.push(result);
+      const run = await runCase(envoy, upstream, fakes, c);
+      runs.push({ ...run, name: c.name });
+      const result = run.result;
       core.info(`${result.passed ? 'PASS' : 'FAIL'} ${c.name}${result.actual ? ` (${result.actual.status})` : ''}`);
       for (const f of result.failures) core.info(`     ${f}`);
       if (!envoy.alive()) break;
     }
+    // Stop Envoy here, not only in `finally`: what it logs while it shuts
+    // down (proxy_on_done and proxy_on_delete of the root contexts) is checked too.
+    const diedDuringCases = !envoy.alive();
+    await envoy.stop();
+    const exit = diedDuringCases ? undefined : await envoy.exited;
+    const log = envoy.log();
+    const afterCases = problemsAfterCases(log, runs, exit);
+    for (const p of afterCases) core.info(`FAIL outside the cases: ${p}`);
+    const results = runs.map((r) => r.result);
     const passed = results.filter((r) => r.passed).length;
-    return { envoyVersion: options.envoyVersion, passed, failed: options.cases.length - passed, cases: results, envoyLog: envoy.log() };
+    return {
+      envoyVersion: options.envoyVersion,
+      passed,
+      failed: options.cases.length - passed,
+      cases: results,
+      afterCases,
+      envoyLog: log,
+    };
   };
   try {
     return await Promise.race([work(), timeout]);
@@ -168,6 +296,7 @@ export async function runLocalTest(options: LocalTestOptions): Promise<LocalTest
     clearTimeout(timer);
     await envoy?.stop();
     await upstream?.close();
+    for (const f of fakes) await f.close();
     if (!options.workDir) fs.rmSync(workDir, { recursive: true, force: true });
   }
 }

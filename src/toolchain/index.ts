@@ -1,13 +1,18 @@
 // Stage 1, toolchain: the exact AssemblyScript compiler and SDK the plugin's
-// lockfile pins, installed once per runner into the tool cache and linked as
-// <plugin-dir>/node_modules.
+// lockfile pins (npm, pnpm or yarn 1), installed once per runner into the
+// tool cache and linked as <plugin-dir>/node_modules.
 //
-// The cache key is the compiler version plus a hash of the lockfile's
-// dependency entries, so a plugin that changes any dependency gets a fresh
-// install and two plugins with the same dependencies share one. On GitHub's
-// hosted runners the tool cache starts empty in every job, so the installed
-// folder is also saved with @actions/cache when that service is available.
-import * as crypto from 'node:crypto';
+// The cache key is the compiler version plus a hash of what the lockfile
+// installs, so a plugin that changes any dependency gets a fresh install and
+// two plugins with the same dependencies share one. On GitHub's hosted
+// runners the tool cache starts empty in every job, so the installed folder
+// is also saved with @actions/cache when that service is available. An
+// install is checked (every direct dependency present, the compiler the one
+// pinned) before it is cached: a broken install is never kept.
+//
+// A plugin that depends on a local folder (`file:../sdk`) is installed in
+// place, in its own node_modules, and not cached: the folder's path only
+// means something next to the plugin.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as core from '@actions/core';
@@ -15,6 +20,8 @@ import * as tc from '@actions/tool-cache';
 import { makeTempDir } from '../github.js';
 import { UserError } from '../errors.js';
 import { run } from '../exec.js';
+import { checkSdks, compilerLine, type SdkCheck } from './compat.js';
+import { directSpecs, readLock, readPackageJson, type LockInfo, type PackageManager } from './lockfile.js';
 
 export const TOOL_NAME = 'asm-wasm-assemblyscript';
 
@@ -22,57 +29,26 @@ export interface ToolchainOptions {
   pluginDir: string;
   /** Overrides the compiler version from the lockfile. */
   assemblyscriptVersion?: string;
+  /** Environment for the package manager (no secrets). */
+  env?: Record<string, string>;
 }
 
 export interface ToolchainResult {
   assemblyscriptVersion: string;
   /** True when nothing was downloaded. */
   cacheHit: boolean;
-  /** Where the compiler came from: the tool cache, the Actions cache, npm, or the plugin's own node_modules. */
-  source: 'tool-cache' | 'actions-cache' | 'npm' | 'plugin-node_modules';
+  /** Where the compiler came from: the tool cache, the Actions cache, a fresh install, an install in place, or the plugin's own node_modules. */
+  source: 'tool-cache' | 'actions-cache' | 'npm' | 'in-place' | 'plugin-node_modules';
+  packageManager: PackageManager;
+  lockfile: string;
+  /** The plugin's direct dependencies as locked (name → version). */
+  direct: Record<string, string>;
+  /** The SDKs found and the compiler each needs. */
+  sdks: SdkCheck[];
   /** The node_modules the plugin builds with. */
   nodeModules: string;
   ascPath: string;
   cacheKey: string;
-}
-
-interface Lock {
-  packages?: Record<string, { version?: string }>;
-}
-
-function readJson<T>(file: string, what: string): T {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
-  } catch (err) {
-    throw new UserError(`${what} ${file} could not be read: ${(err as Error).message}`);
-  }
-}
-
-/** The compiler version the lockfile pins, and the cache key for its dependency set. */
-export function lockInfo(pluginDir: string): { version: string; hash: string } {
-  const pkgFile = path.join(pluginDir, 'package.json');
-  const lockFile = path.join(pluginDir, 'package-lock.json');
-  if (!fs.existsSync(pkgFile)) {
-    throw new UserError(`input \`plugin-dir\`: ${pkgFile} does not exist; the plugin directory needs a package.json that depends on assemblyscript`);
-  }
-  if (!fs.existsSync(lockFile)) {
-    throw new UserError(
-      `${lockFile} does not exist; run \`npm install\` in ${pluginDir} and commit package-lock.json, so every build uses the same compiler`,
-    );
-  }
-  const lock = readJson<Lock>(lockFile, 'the lockfile');
-  const packages = lock.packages ?? {};
-  const version = packages['node_modules/assemblyscript']?.version;
-  if (!version) {
-    throw new UserError(`${lockFile} pins no assemblyscript; add it to the plugin: \`npm install --save-exact --save-dev assemblyscript@0.14.13\``);
-  }
-  // The root entry names the plugin; only the dependency entries decide what is installed.
-  const deps = Object.keys(packages)
-    .filter((k) => k !== '')
-    .sort()
-    .map((k) => [k, packages[k]]);
-  const hash = crypto.createHash('sha256').update(JSON.stringify(deps)).digest('hex').slice(0, 16);
-  return { version, hash };
 }
 
 /** A tool-cache version: semver with the dependency hash as a prerelease tag. */
@@ -84,25 +60,96 @@ function ascOf(nodeModules: string): string {
   return path.join(nodeModules, '.bin', 'asc');
 }
 
-function installedVersion(nodeModules: string): string | undefined {
-  const pkg = path.join(nodeModules, 'assemblyscript', 'package.json');
+function packageVersion(nodeModules: string, name: string): string | undefined {
+  const pkg = path.join(nodeModules, name, 'package.json');
   if (!fs.existsSync(pkg)) return undefined;
-  return readJson<{ version: string }>(pkg, 'package').version;
+  try {
+    return (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
 }
 
-async function npmInstall(pluginDir: string, asVersion: string, override: boolean): Promise<string> {
-  const work = makeTempDir('toolchain');
-  fs.copyFileSync(path.join(pluginDir, 'package.json'), path.join(work, 'package.json'));
-  fs.copyFileSync(path.join(pluginDir, 'package-lock.json'), path.join(work, 'package-lock.json'));
-  const quiet = ['--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'];
-  await run('npm', ['ci', ...quiet], { cwd: work, purpose: 'install the plugin dependencies from its lockfile' });
+/** The assemblyscript peer ranges that installed packages declare (for SDKs the compat table does not know). */
+function peerRanges(nodeModules: string, names: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of names) {
+    const file = path.join(nodeModules, n, 'package.json');
+    if (!fs.existsSync(file)) continue;
+    try {
+      const range = (JSON.parse(fs.readFileSync(file, 'utf8')) as { peerDependencies?: Record<string, string> }).peerDependencies?.assemblyscript;
+      if (range) out[n] = range;
+    } catch {
+      // an unreadable package.json is caught by the install check
+    }
+  }
+  return out;
+}
+
+/** Problems with an installed node_modules: a direct dependency missing, or not the compiler wanted. */
+export function checkInstall(nodeModules: string, names: string[], asVersion: string): string[] {
+  const problems: string[] = [];
+  for (const n of names) {
+    if (!fs.existsSync(path.join(nodeModules, n, 'package.json'))) problems.push(`${n} is missing from ${nodeModules}`);
+  }
+  const have = packageVersion(nodeModules, 'assemblyscript');
+  if (have !== asVersion) problems.push(`${nodeModules} holds AssemblyScript ${have ?? '(none)'}, not ${asVersion}`);
+  if (!fs.existsSync(ascOf(nodeModules))) problems.push(`${ascOf(nodeModules)} does not exist`);
+  return problems;
+}
+
+/** The pnpm release that reads a lockfile: package.json's packageManager, else by lockfile version. */
+export function pnpmFor(lockfileVersion: string, packageManager?: string): string {
+  const pinned = /^pnpm@(\d+\.\d+\.\d+)/.exec(packageManager ?? '')?.[1];
+  if (pinned) return pinned;
+  const major = Number.parseFloat(lockfileVersion);
+  if (major >= 9) return '9';
+  if (major >= 6) return '8';
+  if (major >= 5.4) return '7';
+  return '6';
+}
+
+/** The install command for a lockfile, run in a folder that holds package.json and the lockfile. */
+export function installCommand(lock: LockInfo, packageManager?: string): { command: string; args: string[] } {
+  const quiet = ['--ignore-scripts'];
+  if (lock.manager === 'npm') return { command: 'npm', args: ['ci', ...quiet, '--no-audit', '--no-fund', '--loglevel=error'] };
+  if (lock.manager === 'pnpm') {
+    // A flat node_modules (hoisted), as npm makes: the compiler resolves
+    // packages by walking node_modules folders, and a flat folder can be
+    // copied into the tool cache without links into a store.
+    return {
+      command: 'npx',
+      args: ['--yes', `pnpm@${pnpmFor(lock.lockfileVersion, packageManager)}`, 'install', '--frozen-lockfile', ...quiet, '--config.node-linker=hoisted', '--reporter=append-only'],
+    };
+  }
+  return { command: 'npx', args: ['--yes', 'yarn@1.22.22', 'install', '--frozen-lockfile', ...quiet, '--non-interactive', '--no-progress'] };
+}
+
+async function install(
+  lock: LockInfo,
+  pluginDir: string,
+  into: string,
+  asVersion: string,
+  override: boolean,
+  env: Record<string, string> | undefined,
+): Promise<void> {
+  const pkg = readPackageJson(pluginDir);
+  if (into !== pluginDir) {
+    fs.copyFileSync(path.join(pluginDir, 'package.json'), path.join(into, 'package.json'));
+    fs.copyFileSync(lock.file, path.join(into, path.basename(lock.file)));
+    for (const rc of ['.npmrc', '.yarnrc', 'pnpm-workspace.yaml']) {
+      if (fs.existsSync(path.join(pluginDir, rc))) fs.copyFileSync(path.join(pluginDir, rc), path.join(into, rc));
+    }
+  }
+  const cmd = installCommand(lock, pkg.packageManager);
+  await run(cmd.command, cmd.args, { cwd: into, env, purpose: `install the plugin's dependencies from ${path.basename(lock.file)}` });
   if (override) {
-    await run('npm', ['install', '--no-save', ...quiet, `assemblyscript@${asVersion}`], {
-      cwd: work,
+    await run('npm', ['install', '--no-save', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error', `assemblyscript@${asVersion}`], {
+      cwd: into,
+      env,
       purpose: `install AssemblyScript ${asVersion} (input assemblyscript-version)`,
     });
   }
-  return work;
 }
 
 function link(pluginDir: string, nodeModules: string): void {
@@ -114,29 +161,74 @@ function link(pluginDir: string, nodeModules: string): void {
 
 export async function installToolchain(options: ToolchainOptions): Promise<ToolchainResult> {
   const pluginDir = options.pluginDir;
-  const lock = lockInfo(pluginDir);
-  const asVersion = options.assemblyscriptVersion ?? lock.version;
-  const override = asVersion !== lock.version;
+  const lock = readLock(pluginDir);
+  const asVersion = options.assemblyscriptVersion ?? lock.assemblyscript;
+  const override = asVersion !== lock.assemblyscript;
+  compilerLine(asVersion);
   const key = cacheVersion(asVersion, lock.hash);
-  core.info(`AssemblyScript ${asVersion}${override ? ` (input; the lockfile pins ${lock.version})` : ' (pinned by the lockfile)'}, dependency hash ${lock.hash}`);
+  const names = Object.keys(directSpecs(readPackageJson(pluginDir)));
+  core.info(
+    `AssemblyScript ${asVersion}${override ? ` (input; ${path.basename(lock.file)} pins ${lock.assemblyscript})` : ` (pinned by ${path.basename(lock.file)})`}, ${lock.manager}, dependency hash ${lock.hash}`,
+  );
+
+  // The SDK and the compiler must fit before anything is downloaded.
+  const before = checkSdks(lock.direct, asVersion);
+  if (before.problems.length > 0) throw new UserError(before.problems.join('; '));
+  for (const c of before.checks) core.info(`${c.sdk} ${c.sdkVersion} builds with AssemblyScript ${c.compiler}: ${asVersion} fits`);
+
+  const finish = (nodeModules: string, source: ToolchainResult['source']): ToolchainResult => {
+    // SDKs the table does not know are checked against their own peer range.
+    const unknown = names.filter((n) => !before.checks.some((c) => c.sdk === n));
+    const after = checkSdks(lock.direct, asVersion, peerRanges(nodeModules, unknown));
+    if (after.problems.length > 0) throw new UserError(after.problems.join('; '));
+    return {
+      assemblyscriptVersion: asVersion,
+      cacheHit: source !== 'npm' && source !== 'in-place',
+      source,
+      packageManager: lock.manager,
+      lockfile: lock.file,
+      direct: lock.direct,
+      sdks: after.checks,
+      nodeModules,
+      ascPath: ascOf(nodeModules),
+      cacheKey: key,
+    };
+  };
 
   // A plugin that already has its own node_modules (a developer's checkout)
   // builds with them, provided the compiler version is the one wanted.
   const own = path.join(pluginDir, 'node_modules');
   const ownStat = fs.lstatSync(own, { throwIfNoEntry: false });
   if (ownStat?.isDirectory() && !ownStat.isSymbolicLink()) {
-    const have = installedVersion(own);
+    const have = packageVersion(own, 'assemblyscript');
     if (have === asVersion) {
       core.info(`using ${own} (AssemblyScript ${have})`);
-      return { assemblyscriptVersion: asVersion, cacheHit: true, source: 'plugin-node_modules', nodeModules: own, ascPath: ascOf(own), cacheKey: key };
+      return finish(own, 'plugin-node_modules');
     }
-    throw new UserError(
-      `${own} holds AssemblyScript ${have ?? '(none)'} but ${asVersion} is wanted; delete that folder (the toolchain stage installs the right one) or run \`npm ci\` in ${pluginDir}`,
-    );
+    if (lock.local.length === 0) {
+      throw new UserError(
+        `${own} holds AssemblyScript ${have ?? '(none)'} but ${asVersion} is wanted; delete that folder (the toolchain stage installs the right one) or run \`${lock.manager} install\` in ${pluginDir}`,
+      );
+    }
+  }
+
+  if (lock.local.length > 0) {
+    core.info(`the plugin depends on local folders (${lock.local.join(', ')}): installing in ${own}, not cached`);
+    if (ownStat?.isSymbolicLink()) fs.unlinkSync(own);
+    await install(lock, pluginDir, pluginDir, asVersion, override, options.env);
+    const problems = checkInstall(own, names, asVersion);
+    if (problems.length > 0) throw new UserError(`the install in ${pluginDir} is incomplete: ${problems.join('; ')}`);
+    return finish(own, 'in-place');
   }
 
   let source: ToolchainResult['source'] = 'tool-cache';
   let dir = tc.find(TOOL_NAME, key);
+  if (dir && checkInstall(path.join(dir, 'node_modules'), names, asVersion).length > 0) {
+    core.warning(`the cached toolchain in ${dir} is incomplete; installing it again`);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(`${dir}.complete`, { force: true });
+    dir = '';
+  }
   const actionsKey = `asm-wasm-toolchain-${process.platform}-${process.arch}-${key}`;
   const toolPath = path.join(process.env.RUNNER_TOOL_CACHE ?? '', TOOL_NAME, key);
   // The Actions cache client (a large part of the bundle) is loaded only on a tool-cache miss.
@@ -154,12 +246,18 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
   }
   if (!dir) {
     source = 'npm';
-    core.info(`not in the tool cache; installing with npm ci`);
-    const work = await npmInstall(pluginDir, asVersion, override);
-    // The whole folder is cached, so the packages stay in a folder named
-    // node_modules and Node's module resolution works from the cached copy.
-    dir = await tc.cacheDir(work, TOOL_NAME, key);
-    fs.rmSync(work, { recursive: true, force: true });
+    core.info(`not in the tool cache; installing with ${lock.manager}`);
+    const work = makeTempDir('toolchain');
+    try {
+      await install(lock, pluginDir, work, asVersion, override, options.env);
+      const problems = checkInstall(path.join(work, 'node_modules'), names, asVersion);
+      if (problems.length > 0) throw new UserError(`the install from ${path.basename(lock.file)} is incomplete, so it is not cached: ${problems.join('; ')}`);
+      // The whole folder is cached, so the packages stay in a folder named
+      // node_modules and Node's module resolution works from the cached copy.
+      dir = await tc.cacheDir(work, TOOL_NAME, key);
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
     if (cache && actionsCache) {
       try {
         await cache.saveCache([toolPath], actionsKey);
@@ -171,10 +269,6 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
     core.info(`found in the tool cache: ${dir}`);
   }
   const nodeModules = path.join(dir, 'node_modules');
-  const have = installedVersion(nodeModules);
-  if (have !== asVersion) {
-    throw new UserError(`the cached toolchain in ${dir} has AssemblyScript ${have ?? '(none)'}, not ${asVersion}; delete that folder and run again`);
-  }
   link(pluginDir, nodeModules);
-  return { assemblyscriptVersion: asVersion, cacheHit: source !== 'npm', source, nodeModules, ascPath: ascOf(nodeModules), cacheKey: key };
+  return finish(nodeModules, source);
 }
