@@ -89,6 +89,25 @@ export const INPUTS = {
 } as const satisfies Record<string, InputSpec>;
 
 export type InputName = keyof typeof INPUTS;
+
+/** Inputs that carry credentials. They reach only the steps whose stage uses them. */
+export const SECRET_INPUTS: readonly InputName[] = ['registry-password', 'kubeconfig', 'cluster-kubeconfig'];
+
+const PLUGIN_SETTINGS: readonly InputName[] = ['plugin-dir', 'name', 'namespace', 'plugin-name', 'plugin-config', 'fail-strategy'];
+
+/**
+ * The inputs each step of action.yml hands its stage (in ASM_WASM_INPUTS).
+ * Every other input keeps its default there. Toolchain, build and test get
+ * no credential: they run the plugin's own scripts, the compiler, pip and
+ * Envoy. A test checks action.yml against this table.
+ */
+export const STEP_INPUTS: Record<'toolchain' | 'build' | 'test' | 'push', readonly InputName[]> & { deploy: 'all' } = {
+  toolchain: ['plugin-dir', 'assemblyscript-version'],
+  build: [...PLUGIN_SETTINGS, 'entry', 'asc-target'],
+  test: [...PLUGIN_SETTINGS, 'wasm-path', 'tests', 'envoy-version', 'envoy-path', 'envoy-download-url', 'test-timeout'],
+  push: ['plugin-dir', 'wasm-path', 'image', 'tags', 'image-format', 'registry-username', 'registry-password', 'docker-config', 'registry-ca', 'registry-insecure', 'force'],
+  deploy: 'all',
+};
 export type RawInputs = Partial<Record<string, string>>;
 
 export interface Inputs {

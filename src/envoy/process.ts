@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.js';
-import { tail } from '../exec.js';
+import { childEnv, tail } from '../exec.js';
 
 export const REQUIRED_EXTENSIONS = ['envoy.filters.http.wasm', 'envoy.wasm.runtime.v8'];
 const LOG_LIMIT = 8 * 1024 * 1024;
@@ -183,7 +183,8 @@ export async function startEnvoy(options: StartOptions): Promise<EnvoyProcess> {
     '--log-level', 'warning',
     '--component-log-level', options.componentLogLevel ?? 'wasm:info',
   ];
-  const child = spawn(options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Envoy (and the plugin in it) gets no secret of the action's: its environment is childEnv's.
+  const child = spawn(options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
   running.add(child);
   let log = '';
   const append = (chunk: Buffer) => {

@@ -53,7 +53,12 @@ function evaluate(expr: string, ctx: Contexts): string {
   const e = expr.trim();
   if (e === 'toJSON(inputs)') return JSON.stringify(ctx.inputs, null, 2);
   if (e === 'toJSON(steps)') return JSON.stringify(ctx.steps, null, 2);
-  let m = /^steps\.([\w-]+)\.outputs\.([\w-]+)$/.exec(e);
+  let m = /^toJSON\(inputs\.([\w-]+)\)$/.exec(e);
+  if (m) {
+    if (!(m[1] in ctx.inputs)) throw new Error(`expression uses undeclared input ${m[1]}`);
+    return JSON.stringify(ctx.inputs[m[1]]);
+  }
+  m = /^steps\.([\w-]+)\.outputs\.([\w-]+)$/.exec(e);
   if (m) return ctx.steps[m[1]]?.outputs[m[2]] ?? '';
   m = /^inputs\.([\w-]+)$/.exec(e);
   if (m) {

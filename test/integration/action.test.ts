@@ -56,10 +56,32 @@ describe('action.yml run step by step', () => {
     expect(run.steps[1].stdout).toMatch(/::error::the plugin does not register root id "no-such-root"/);
   });
 
-  it('fails when action.yml misspells an input name', async () => {
-    const yaml = fs.readFileSync(`${ROOT}/action.yml`, 'utf8').replace(/^ {2}plugin-dir:$/m, '  plugin-dri:');
-    const run = await runCompositeAction({ actionDir: ROOT, actionYaml: yaml, with: {}, workdir: tempDir('action'), env });
+  it('hands no credential to the steps that run the plugin\'s own code', async () => {
+    const password = `registry-secret-${crypto.randomBytes(8).toString('hex')}`;
+    const token = `kube-token-${crypto.randomBytes(8).toString('hex')}`;
+    const kubeconfig = `apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: ${token}\n`;
+    // The plugin's build script writes out every variable it can see.
+    const plugin = makePlugin({ asbuild: 'env > build-env.txt && asc assembly/index.ts -b build/plugin.wasm --use abort=abort_proc_exit --optimize --runtime full --noAssert' });
+    const run = await runCompositeAction({
+      actionDir: ROOT,
+      with: { 'plugin-dir': plugin, push: 'false', 'registry-password': password, kubeconfig, 'cluster-kubeconfig': kubeconfig },
+      workdir: tempDir('action'),
+      env,
+    });
+    expect(run.steps.map((s) => [s.id, s.outcome])).toEqual([['toolchain', 'success'], ['build', 'success'], ['test', 'success'], ['push', 'skipped'], ['deploy', 'skipped']]);
+    const seen = fs.readFileSync(`${plugin}/build-env.txt`, 'utf8');
+    expect(seen).toContain('PATH=');
+    expect(seen).not.toContain(password);
+    expect(seen).not.toContain(token);
+    expect(seen).not.toMatch(/^(ASM_WASM_INPUTS|INPUT_)/m);
+  });
+
+  it('fails when action.yml declares an input the code does not know', async () => {
+    // The deploy step gets every input; a declared name the code does not read is refused there.
+    const yaml = fs.readFileSync(`${ROOT}/action.yml`, 'utf8').replace(/^ {2}plugin-dir:$/m, '  plugin-dri:\n    description: misspelled\n  plugin-dir:');
+    const off = { toolchain: 'false', build: 'false', test: 'false', push: 'false', deploy: 'true' };
+    const run = await runCompositeAction({ actionDir: ROOT, actionYaml: yaml, with: off, workdir: tempDir('action'), env });
     expect(run.failed).toBe(true);
-    expect(run.steps[0].stdout).toMatch(/::error::unknown input `plugin-dri`/);
+    expect(run.steps[4].stdout).toMatch(/::error::unknown input `plugin-dri`/);
   });
 });

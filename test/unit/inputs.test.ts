@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { INPUTS, inputsFromEnv, parseInputs, type InputSpec } from '../../src/inputs.js';
+import { INPUTS, SECRET_INPUTS, STEP_INPUTS, inputsFromEnv, parseInputs, type InputSpec } from '../../src/inputs.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -69,10 +69,35 @@ describe('action.yml', () => {
     expect(action.runs.using).toBe('composite');
     for (const step of action.runs.steps) {
       expect(step.run).not.toMatch(/\$\{\{/);
-      expect(step.env?.ASM_WASM_INPUTS).toBe('${{ toJSON(inputs) }}');
       expect(step.run).toBe(`node "$GITHUB_ACTION_PATH/dist/index.js" ${step.id}`);
       expect(step.if).toBe(`inputs.${step.id} == 'true'`);
     }
+  });
+
+  it('hands each step the inputs of STEP_INPUTS, and credentials only to push and deploy', () => {
+    for (const step of action.runs.steps) {
+      const want = STEP_INPUTS[step.id as keyof typeof STEP_INPUTS];
+      const text = step.env!.ASM_WASM_INPUTS;
+      if (want === 'all') {
+        expect(text, step.id).toBe('${{ toJSON(inputs) }}');
+        continue;
+      }
+      expect(text, step.id).not.toContain('toJSON(inputs)');
+      const passed = [...text.matchAll(/"([\w-]+)": \$\{\{ toJSON\(inputs\.([\w-]+)\) \}\}/g)];
+      // Each key is the input it carries, and the set is the table's.
+      for (const [, key, input] of passed) expect(input, step.id).toBe(key);
+      expect(passed.map((m) => m[1]).sort(), step.id).toEqual([...want].sort());
+      if (step.id !== 'push') for (const secret of SECRET_INPUTS) expect(text, `${step.id} gets ${secret}`).not.toContain(`inputs.${secret}`);
+    }
+  });
+
+  it('gives every stage it runs in the action what it reads: each step\'s inputs parse to the same values as all inputs', () => {
+    const raw = { 'plugin-dir': '.', 'plugin-name': 'p', 'asc-target': 'debug', tests: 'package.json', 'envoy-version': '1.39.0', image: 'ghcr.io/o/p', tags: 'a,b' };
+    const all = parseInputs(raw, root);
+    const pick = (names: readonly string[]) => Object.fromEntries(Object.entries(raw).filter(([k]) => names.includes(k)));
+    expect(parseInputs(pick(STEP_INPUTS.build), root)).toMatchObject({ pluginName: all.pluginName, ascTarget: 'debug', entry: all.entry });
+    expect(parseInputs(pick(STEP_INPUTS.test), root)).toMatchObject({ tests: all.tests, envoyVersion: '1.39.0', pluginName: 'p' });
+    expect(parseInputs(pick(STEP_INPUTS.push), root)).toMatchObject({ image: all.image, tags: ['a', 'b'] });
   });
 
   it('takes every output from a step that sets it', () => {
