@@ -10,6 +10,7 @@ import { run } from '../exec.js';
 import { annotate } from '../github.js';
 import { countDiagnostics, formatDiagnostic, inPluginFiles, parseDiagnostics, type Diagnostic } from './diagnostics.js';
 import { planBuild, type BuildPlan } from './plan.js';
+import { readModuleFile, sha256File } from './module-file.js';
 import { checkRootId } from './rootid.js';
 import { validateModule, type ModuleInfo } from './validate.js';
 
@@ -167,8 +168,8 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
   const output = producedFile(plan, before, pluginDir);
   if (diagnostics.length > 0) core.info(`compiler: ${countDiagnostics(diagnostics)}`);
 
-  const size = fs.statSync(output).size;
-  const bytes = fs.readFileSync(output);
+  const bytes = readModuleFile(output, `the build's output`);
+  const size = bytes.length;
   const validation = await validateModule(bytes);
   if (!validation.ok) {
     throw new UserError(`${path.relative(process.cwd(), output)} is not a proxy-wasm plugin Envoy can load:\n- ${validation.problems.join('\n- ')}`);
@@ -198,7 +199,7 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
  * in another process (`asm-wasm build`, then `asm-wasm test`) finds the
  * module this way.
  */
-export function readBuildRecord(pluginDir: string): BuildRecord | undefined {
+export async function readBuildRecord(pluginDir: string): Promise<BuildRecord | undefined> {
   const file = path.join(pluginDir, BUILD_RECORD);
   if (!fs.existsSync(file)) return undefined;
   let record: BuildRecord;
@@ -208,7 +209,7 @@ export function readBuildRecord(pluginDir: string): BuildRecord | undefined {
     return undefined;
   }
   if (typeof record.wasmPath !== 'string' || !fs.existsSync(record.wasmPath)) return undefined;
-  const actual = crypto.createHash('sha256').update(fs.readFileSync(record.wasmPath)).digest('hex');
+  const actual = await sha256File(record.wasmPath);
   if (actual !== record.sha256) {
     throw new UserError(`${record.wasmPath} changed since the build stage built it; run the build stage again (asm-wasm build) or set \`wasm-path\``);
   }

@@ -145,7 +145,7 @@ export class KubeClient {
   }
 
   private async sendOnce(req: KubeRequest): Promise<KubeResponse> {
-    const base = this.config.server.replace(/\/+$/, '');
+    const base = this.config.requestServer.replace(/\/+$/, '');
     const url = new URL(base + req.path);
     for (const [key, value] of Object.entries(req.query ?? {})) {
       if (value !== undefined && value !== false) url.searchParams.set(key, String(value));
@@ -161,6 +161,13 @@ export class KubeClient {
     };
     try {
       await this.config.kubeConfig.applyToHTTPSOptions(options);
+      // A token an exec plugin or auth provider just produced: masked before anything can print it.
+      const auth = (options.headers as Record<string, unknown> | undefined)?.Authorization ?? (options.headers as Record<string, unknown> | undefined)?.authorization;
+      if (typeof auth === 'string') {
+        const credential = auth.replace(/^(Bearer|Basic)\s+/i, '');
+        this.config.setSecret(credential);
+        if (/^Basic\s/i.test(auth)) this.config.setSecret(Buffer.from(credential, 'base64').toString('utf8'));
+      }
     } catch (err) {
       throw new UserError(
         `could not use the credentials of user "${this.config.user}" in ${this.config.inputName} (context "${this.config.context}"): ${(err as Error).message}`,

@@ -23,9 +23,13 @@ export interface LoadedKubeconfig {
   format: 'yaml' | 'base64';
   context: string;
   cluster: string;
-  /** The API server's URL. */
+  /** The API server's URL as shown in messages: without any user:password@. */
   server: string;
+  /** The URL requests go to (may carry userinfo, which is masked). */
+  requestServer: string;
   user: string;
+  /** Registers a credential the client learns later (a token from an exec plugin or auth provider). */
+  setSecret: (value: string) => void;
   /** The context's default namespace, if it sets one. */
   namespace?: string;
   /** What the kubeconfig is called in messages. */
@@ -205,11 +209,21 @@ export function loadKubeconfig(input: string, options: KubeconfigOptions = {}): 
   }
   const server = typeof cluster.cluster?.server === 'string' ? cluster.cluster.server.trim() : '';
   if (!server) throw new UserError(`${inputName}'s cluster "${clusterName}" has no server address`);
+  let shownServer: string;
   try {
     const url = new URL(server);
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error(url.protocol);
+    // user:password@ in the server URL is a credential: masked, and never shown.
+    for (const part of [url.username, url.password]) {
+      if (!part) continue;
+      setSecret(part);
+      setSecret(decodeURIComponent(part));
+    }
+    url.username = '';
+    url.password = '';
+    shownServer = url.href.replace(/\/$/, server.endsWith('/') ? '/' : '');
   } catch {
-    throw new UserError(`${inputName}'s cluster "${clusterName}" has a server address that is not an http(s) URL: ${server}`);
+    throw new UserError(`${inputName}'s cluster "${clusterName}" has a server address that is not an http(s) URL: ${withoutUserinfo(server)}`);
   }
   if (userName && !users.some((u) => u.name === userName)) {
     throw new UserError(`${inputName}'s context "${contextName}" names user "${userName}", which it does not define (${names(users)})`);
@@ -231,7 +245,12 @@ export function loadKubeconfig(input: string, options: KubeconfigOptions = {}): 
     throw new UserError(`${inputName}'s context "${contextName}" refers to a cluster or user entry that is incomplete`);
   }
   const namespace = typeof context.namespace === 'string' && context.namespace ? context.namespace : undefined;
-  return { kubeConfig, format, context: contextName, cluster: clusterName, server, user: userName, namespace, inputName };
+  return { kubeConfig, format, context: contextName, cluster: clusterName, server: shownServer, requestServer: server, user: userName, namespace, inputName, setSecret };
+}
+
+/** A URL-ish text with anything between the scheme and an @ dropped. */
+export function withoutUserinfo(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1');
 }
 
 function asArray(value: unknown): unknown[] {

@@ -218,12 +218,22 @@ export async function push(options: PushOptions): Promise<PushResult> {
  */
 export function splitImage(image: string): { registry: string; repository: string } {
   const name = image.trim().replace(/^oci:\/\//, '');
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(name);
+  if (scheme) {
+    throw new UserError(
+      `input \`image\`: "${image}" starts with ${scheme[0]}; give host/repository without a scheme (e.g. ${name.slice(scheme[0].length) || 'registry.example.com/team/plugin'}); a registry that speaks plain HTTP needs registry-insecure: true unless it is on loopback`,
+    );
+  }
   if (/[@]|:[^/]*$/.test(name.split('/').slice(1).join('/') || '')) {
     throw new UserError(`input \`image\`: "${image}" must name a repository without a tag or digest (tags go in \`tags\`), e.g. registry.example.com/team/header-authorization`);
   }
   const slash = name.indexOf('/');
   const first = slash > 0 ? name.slice(0, slash) : '';
   if (first && (first.includes('.') || first.includes(':') || first === 'localhost')) {
+    const port = /:(\d+)$/.exec(first)?.[1];
+    if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+      throw new UserError(`input \`image\`: the registry port ${port} in "${image}" is not a port number (1 to 65535)`);
+    }
     return { registry: first, repository: name.slice(slash + 1) };
   }
   return { registry: 'docker.io', repository: name.includes('/') ? name : `library/${name}` };

@@ -2,7 +2,8 @@
 // image-layout.md): `oci-layout`, `index.json` and `blobs/sha256/<hex>`.
 // Used when no registry is given; tools such as skopeo read it as `oci:<dir>:<tag>`.
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { UserError } from '../errors.js';
 import { MEDIA_TYPES, type BuiltImage, uniqueBlobs } from './image.js';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
@@ -66,8 +67,8 @@ export async function writeLayout(dir: string, image: BuiltImage, tags: string[]
   const indexPath = join(dir, 'index.json');
   let index: LayoutIndex = { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: [] };
   if (await exists(indexPath)) {
-    const parsed = JSON.parse(await readFile(indexPath, 'utf8')) as LayoutIndex;
-    if (parsed && Array.isArray(parsed.manifests)) index = { ...parsed, mediaType: MEDIA_TYPES.ociIndex };
+    const parsed = await readIndex(indexPath);
+    index = { ...parsed, mediaType: MEDIA_TYPES.ociIndex };
   }
   const entry = (tag?: string): IndexEntry => ({
     mediaType: image.mediaType,
@@ -92,6 +93,21 @@ export async function writeLayout(dir: string, image: BuiltImage, tags: string[]
 export async function layoutTagDigest(dir: string, tag: string): Promise<string | undefined> {
   const indexPath = join(dir, 'index.json');
   if (!(await exists(indexPath))) return undefined;
-  const index = JSON.parse(await readFile(indexPath, 'utf8')) as LayoutIndex;
+  const index = await readIndex(indexPath);
   return index.manifests.find((m) => m.annotations?.[REF_NAME_ANNOTATION] === tag)?.digest;
+}
+
+/** A layout's index.json, or a one-line error naming the file and the fix. */
+async function readIndex(indexPath: string): Promise<LayoutIndex> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(indexPath, 'utf8'));
+  } catch (err) {
+    throw new UserError(`${indexPath} is not valid JSON (${(err as Error).message}); delete the layout folder (${dirname(indexPath)}) and run the push stage again`);
+  }
+  const p = parsed as LayoutIndex | null;
+  if (!p || typeof p !== 'object' || !Array.isArray(p.manifests) || p.manifests.some((m) => !m || typeof m.digest !== 'string')) {
+    throw new UserError(`${indexPath} is not an OCI image index (it needs a "manifests" list of descriptors); delete the layout folder (${dirname(indexPath)}) and run the push stage again`);
+  }
+  return p;
 }

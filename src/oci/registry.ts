@@ -70,6 +70,10 @@ export function parseRegistry(registry: string): RegistryAddress {
   if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(text)) {
     throw new UserError(`the registry "${registry}" is not a host name with an optional port (e.g. ghcr.io or registry.example.com:5000)`);
   }
+  const port = /:(\d+)$/.exec(text)?.[1];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+    throw new UserError(`the registry "${registry}" names port ${port}, which is not a port number (1 to 65535)`);
+  }
   const lower = text.toLowerCase();
   const apiHost = lower === 'docker.io' || lower === 'index.docker.io' ? 'registry-1.docker.io' : text;
   return { host: text, apiHost, scheme };
