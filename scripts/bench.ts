@@ -6,6 +6,7 @@
 //   npm run bench                                  everything (about 6 minutes)
 //   npm run bench -- --only requests,soak          skip the pipeline timings
 //   npm run bench -- --baseline-ref HEAD           also measure plugin/ as committed, side by side
+//   npm run bench -- --plugin gcore=bench/candidates/gcore   also measure another plugin project or .wasm
 //   npm run bench -- --quick                       a short smoke run
 //
 // It installs what it lacks: wrk (apt-get), Envoy (the action's installer),
@@ -17,9 +18,9 @@ import * as path from 'node:path';
 import { installEnvoy } from '../src/envoy/install.js';
 import { DEFAULT_ENVOY_DOWNLOAD_URL, DEFAULT_ENVOY_VERSION } from '../src/inputs.js';
 import { benchPipeline, coldDetails, pipelineTable, PIPELINE_STAGES, type PipelineBench } from './bench/pipeline.js';
-import { benchRequests, requestTable, variants, type RequestBench } from './bench/requests.js';
+import { benchRequests, requestTable, variants, type ExtraPlugin, type RequestBench } from './bench/requests.js';
 import { benchSoak, soakTable, type SoakResult } from './bench/soak.js';
-import { copyPlugin } from '../test/helpers/cli.js';
+import { copyPlugin, LEGACY_PLUGIN_DIR, TEMPLATE_DIR } from '../test/helpers/cli.js';
 import { ROOT, buildPluginDir, bundleAtRef, ensureWrk, log, ms, pluginAtRef, tempDir } from './bench/util.js';
 
 const SECTIONS = ['requests', 'soak', 'pipeline'] as const;
@@ -35,6 +36,9 @@ interface Options {
   burstSeconds: number;
   baselineRef?: string;
   baselineWasm?: string;
+  /** Extra plugins (--plugin): a plugin directory to build, or a .wasm. */
+  plugins: Array<{ tag: string; path: string }>;
+  oldTemplate: boolean;
   pipelineStages: string[];
   inputs: Record<string, string>;
   bundle?: string;
@@ -51,6 +55,9 @@ const HELP = `Usage: npm run bench -- [options]
   --soak-requests n       requests through each build in the soak (default: 300000)
   --baseline-ref ref      also measure plugin/ and dist/ as they are at this git ref, side by side (e.g. HEAD)
   --baseline-wasm file    the same with a prebuilt plugin.wasm
+  --plugin [name=]path    also measure this plugin (a plugin directory, built with the action's stages,
+                          or a .wasm), side by side, with the reference and heavy configs (repeatable)
+  --no-old-template       do not measure the 0.14 + proxy-runtime template (test/fixtures/projects/as014-solo)
   --pipeline-stages list  stages to time (default: ${PIPELINE_STAGES.join(',')})
   --input name=value      an extra action input for every timed stage (repeatable), e.g. kubeconfig=...
   --bundle file           the action bundle to time (default: dist/index.js)
@@ -70,6 +77,8 @@ function parseOptions(argv: string[]): Options {
     pipelineStages: PIPELINE_STAGES,
     inputs: {},
     warmRuns: 1,
+    plugins: [],
+    oldTemplate: true,
   };
   const num = (flag: string, v: string | undefined) => {
     const n = Number(v);
@@ -101,6 +110,18 @@ function parseOptions(argv: string[]): Options {
       case '--soak-requests': o.soakRequests = num(flag, value()); break;
       case '--baseline-ref': o.baselineRef = value(); break;
       case '--baseline-wasm': o.baselineWasm = path.resolve(value()); break;
+      case '--plugin': {
+        const v = value();
+        const eq = v.indexOf('=');
+        const file = path.resolve(eq > 0 ? v.slice(eq + 1) : v);
+        const tag = eq > 0 ? v.slice(0, eq) : path.basename(file).replace(/\.wasm$/, '');
+        if (!/^[a-z0-9._-]+$/i.test(tag)) throw new Error(`--plugin: the name ${JSON.stringify(tag)} may only hold letters, digits, '.', '_' and '-'`);
+        if (!fs.existsSync(file)) throw new Error(`--plugin: ${file} does not exist`);
+        if (tag === 'as014' || o.plugins.some((p) => p.tag === tag)) throw new Error(`--plugin: the name ${tag} is taken; give another with name=path`);
+        o.plugins.push({ tag, path: file });
+        break;
+      }
+      case '--no-old-template': o.oldTemplate = false; break;
       case '--pipeline-stages': o.pipelineStages = value().split(',').map((s) => s.trim()).filter(Boolean); break;
       case '--input': {
         const v = value();
@@ -176,16 +197,28 @@ async function main(): Promise<void> {
       log(`Envoy ${envoy.version} (${envoy.source}), wrk at ${wrk}`);
 
       log('building plugin/ from the working tree');
-      const pluginDir = copyPlugin(path.join(work, 'plugin'));
+      const pluginDir = copyPlugin(path.join(work, 'plugin'), TEMPLATE_DIR);
       const wasm = await buildPluginDir(pluginDir);
-      let baselineWasm = o.baselineWasm;
-      let baselineLabel = o.baselineWasm ? path.basename(o.baselineWasm) : undefined;
-      if (!baselineWasm && o.baselineRef) {
-        log(`building plugin/ at ${o.baselineRef}`);
-        baselineWasm = await buildPluginDir(await pluginAtRef(o.baselineRef, path.join(work, 'baseline', 'plugin')));
-        baselineLabel = o.baselineRef;
+      // Everything else measured beside plugin/, in the same run.
+      const extra: ExtraPlugin[] = [];
+      if (o.oldTemplate) {
+        log('building the 0.14 + proxy-runtime template (test/fixtures/projects/as014-solo)');
+        extra.push({ tag: 'as014', label: 'old template (AS 0.14 + proxy-runtime 0.1.8)', wasm: await buildPluginDir(copyPlugin(path.join(work, 'as014', 'plugin'), LEGACY_PLUGIN_DIR)) });
       }
-      const all = variants({ pluginDir, wasm, baselineWasm, baselineLabel });
+      for (const p of o.plugins) {
+        if (fs.statSync(p.path).isDirectory()) {
+          log(`building ${path.relative(process.cwd(), p.path) || p.path}`);
+          extra.push({ tag: p.tag, label: p.tag, wasm: await buildPluginDir(copyPlugin(path.join(work, 'extra', p.tag, 'plugin'), p.path)) });
+        } else {
+          extra.push({ tag: p.tag, label: p.tag, wasm: p.path });
+        }
+      }
+      if (o.baselineWasm) extra.push({ tag: 'before', label: `plugin (${path.basename(o.baselineWasm)})`, wasm: o.baselineWasm });
+      else if (o.baselineRef) {
+        log(`building plugin/ at ${o.baselineRef}`);
+        extra.push({ tag: o.baselineRef, label: `plugin (${o.baselineRef})`, wasm: await buildPluginDir(await pluginAtRef(o.baselineRef, path.join(work, 'baseline', 'plugin'))) });
+      }
+      const all = variants({ pluginDir, wasm, extra });
 
       if (o.only.has('requests')) {
         const total = all.length * (o.rounds * o.seconds + 2);

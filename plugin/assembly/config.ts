@@ -1,11 +1,12 @@
 // Plugin configuration: the JSON that a WasmPlugin carries as `pluginConfig`
 // and Envoy hands to the plugin at configure time.
 //
-// The parser is written here because no AssemblyScript JSON library on the
-// registry compiles with the 0.14 compiler that @solo-io/proxy-runtime needs.
-// It reads one flat object whose values are strings, numbers, booleans or null,
-// which is all this plugin's configuration holds, and reports the first error
-// with its byte offset so Envoy's log says what is wrong.
+// The parser is small and has no dependencies: it reads one flat object whose
+// values are strings, numbers, booleans or null, which is all this plugin's
+// configuration holds, and reports the first error with its byte offset so
+// Envoy's log says what is wrong. It runs once per configuration, never per
+// request. For nested configuration, extend the parser or use a JSON library
+// for AssemblyScript.
 
 export class Config {
   header: string = "allow";

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startKube, type Kube } from '../../test/infra/kube.js';
 import { startRegistry, type TestRegistry } from '../../test/infra/registry.js';
-import { copyPlugin } from '../../test/helpers/cli.js';
+import { copyPlugin, TEMPLATE_DIR } from '../../test/helpers/cli.js';
 import { BUNDLE, ROOT, log, median, ms, runAsync, runStage, table, tempDir, which, type StageRun } from './util.js';
 
 /**
@@ -99,7 +99,7 @@ interface Lane {
 
 async function runPipeline(kind: 'cold' | 'warm', lane: Lane, stageList: string[]): Promise<PipelineRun> {
   const checkout = tempDir(`pipeline-${kind}`);
-  const pluginDir = copyPlugin(path.join(checkout, 'plugin'));
+  const pluginDir = copyPlugin(path.join(checkout, 'plugin'), TEMPLATE_DIR);
   const inputs: Record<string, string> = { 'plugin-dir': pluginDir, ...lane.inputs };
   const steps: Record<string, { outputs: Record<string, string> }> = {};
   const stages: StageTiming[] = [];
@@ -176,12 +176,17 @@ export async function benchPipeline(o: { stages?: string[]; extraInputs?: Record
     const deployStarts = runs.filter((r) => r.kind === 'warm' && r.bundle === 'current').flatMap((r) => r.stages.filter((s) => s.stage.startsWith('deploy')).map((s) => s.startupMs));
     if (deployStarts.length > 0) floor.deployStartMs = median(deployStarts);
     const asc = path.join(lanes[0].env.RUNNER_TOOL_CACHE!, 'asm-wasm-assemblyscript');
-    const ascDir = fs.existsSync(asc) ? fs.readdirSync(asc).map((v) => path.join(asc, v, 'x64', 'node_modules')).find((d) => fs.existsSync(path.join(d, '.bin', 'asc'))) : undefined;
+    // asc alone, as the template's release build runs it, with the compiler version it pins.
+    const template = JSON.parse(fs.readFileSync(path.join(TEMPLATE_DIR, 'package.json'), 'utf8')) as { scripts?: Record<string, string>; devDependencies?: Record<string, string> };
+    const pinned = template.devDependencies?.assemblyscript ?? '';
+    const ascDir = fs.existsSync(asc)
+      ? fs.readdirSync(asc).filter((v) => v.startsWith(`${pinned}-`)).map((v) => path.join(asc, v, 'x64', 'node_modules')).find((d) => fs.existsSync(path.join(d, '.bin', 'asc')))
+      : undefined;
     if (ascDir) {
-      const scratch = copyPlugin(path.join(tempDir('pipeline-asc'), 'plugin'));
+      const scratch = copyPlugin(path.join(tempDir('pipeline-asc'), 'plugin'), TEMPLATE_DIR);
       fs.symlinkSync(ascDir, path.join(scratch, 'node_modules'), 'dir');
-      const pkg = JSON.parse(fs.readFileSync(path.join(scratch, 'package.json'), 'utf8')) as { scripts?: { asbuild?: string } };
-      const args = (pkg.scripts?.asbuild ?? '').replace(/^asc\s+/, '').split(/\s+/).filter(Boolean);
+      const script = template.scripts?.['asbuild:release'] ?? template.scripts?.asbuild ?? '';
+      const args = script.replace(/^asc\s+/, '').split(/\s+/).filter(Boolean);
       const times: number[] = [];
       for (let i = 0; i < 2; i++) times.push((await runAsync(path.join(ascDir, '.bin', 'asc'), args, { cwd: scratch })).ms);
       floor.ascMs = Math.min(...times);

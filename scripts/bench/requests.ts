@@ -62,7 +62,16 @@ export interface Variant {
 /** Istio's gateway default: Envoy logs at warning, so the plugin's info lines are dropped by Envoy. */
 export const GATEWAY_LOG_LEVEL = 'wasm:warning';
 
-export function variants(o: { pluginDir: string; wasm: string; baselineWasm?: string; baselineLabel?: string }): Variant[] {
+/** Another build of the plugin, measured beside plugin/ with the same two configurations. */
+export interface ExtraPlugin {
+  /** Short name: the variants are `plugin@<tag>` and `plugin-heavy@<tag>`. */
+  tag: string;
+  /** What it is, for the table. */
+  label: string;
+  wasm: string;
+}
+
+export function variants(o: { pluginDir: string; wasm: string; extra?: ExtraPlugin[] }): Variant[] {
   const spec = loadPluginSpec({ pluginDir: o.pluginDir });
   const filterOf = (wasmPath: string, configuration: string | undefined): FilterChain => {
     const f: WasmFilterOptions = { name: spec.name, namespace: spec.namespace, rootId: spec.pluginName, configuration, failStrategy: spec.failStrategy, wasmPath };
@@ -109,11 +118,10 @@ export function variants(o: { pluginDir: string; wasm: string; baselineWasm?: st
     { id: 'plugin', label: 'plugin, reference config', filters: filterOf(o.wasm, reference), logLevel: GATEWAY_LOG_LEVEL, allow, wasmPath: o.wasm },
     { id: 'plugin-heavy', label: 'plugin, heavy config + info logs', filters: filterOf(o.wasm, heavy), logLevel: 'wasm:info', allow: heavyAllow, wasmPath: o.wasm },
   ];
-  if (o.baselineWasm) {
-    const tag = o.baselineLabel ?? 'before';
+  for (const e of o.extra ?? []) {
     out.push(
-      { id: `plugin@${tag}`, label: `plugin, reference config (${tag})`, filters: filterOf(o.baselineWasm, reference), logLevel: GATEWAY_LOG_LEVEL, allow, wasmPath: o.baselineWasm },
-      { id: `plugin-heavy@${tag}`, label: `plugin, heavy config + info logs (${tag})`, filters: filterOf(o.baselineWasm, heavy), logLevel: 'wasm:info', allow: heavyAllow, wasmPath: o.baselineWasm },
+      { id: `plugin@${e.tag}`, label: `${e.label}, reference config`, filters: filterOf(e.wasm, reference), logLevel: GATEWAY_LOG_LEVEL, allow, wasmPath: e.wasm },
+      { id: `plugin-heavy@${e.tag}`, label: `${e.label}, heavy config + info logs`, filters: filterOf(e.wasm, heavy), logLevel: 'wasm:info', allow: heavyAllow, wasmPath: e.wasm },
     );
   }
   return out;

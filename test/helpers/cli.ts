@@ -45,20 +45,31 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `asm-wasm-${prefix}-`));
 }
 
+/** The reference plugin (the template users copy), on the current compiler. */
+export const TEMPLATE_DIR = path.join(ROOT, 'plugin');
 /**
- * A copy of the reference plugin's sources (package.json, lockfile, sources,
- * manifest, tests) at `dest`, without node_modules or build output.
+ * The template as it was on AssemblyScript 0.14 and @solo-io/proxy-runtime
+ * 0.1.8. The fixture plugins in test/fixtures/plugins/*.ts are written against
+ * that SDK, so makePlugin starts from here unless told otherwise.
  */
-export function copyPlugin(dest: string): string {
-  const src = path.join(ROOT, 'plugin');
-  fs.mkdirSync(path.join(dest, 'assembly'), { recursive: true });
-  for (const f of ['package.json', 'package-lock.json', 'wasmplugin.yaml', 'tests.yaml']) fs.copyFileSync(path.join(src, f), path.join(dest, f));
-  for (const f of fs.readdirSync(path.join(src, 'assembly'))) fs.copyFileSync(path.join(src, 'assembly', f), path.join(dest, 'assembly', f));
+export const LEGACY_PLUGIN_DIR = path.join(ROOT, 'test', 'fixtures', 'projects', 'as014-solo');
+
+/**
+ * A copy of a plugin project's sources (package.json, lockfile, asconfig.json,
+ * sources, manifest, tests) at `dest`, without node_modules or build output.
+ * `from` is a plugin directory; default: the 0.14 + proxy-runtime project.
+ */
+export function copyPlugin(dest: string, from: string = LEGACY_PLUGIN_DIR): string {
+  const skip = new Set(['node_modules', 'build', '.asm-wasm']);
+  fs.mkdirSync(dest, { recursive: true });
+  fs.cpSync(from, dest, { recursive: true, filter: (f) => path.relative(from, f).split(path.sep).every((part) => !skip.has(part)) });
   return dest;
 }
 
 export interface PluginFixture {
-  /** assembly/index.ts; default: the reference plugin's sources. */
+  /** The plugin directory to start from; default: the 0.14 + proxy-runtime project (LEGACY_PLUGIN_DIR). */
+  from?: string;
+  /** assembly/index.ts; default: the starting project's own. */
   source?: string;
   /** The asbuild script; null for none (the build stage runs asc on `entry`). */
   asbuild?: string | null;
@@ -67,15 +78,18 @@ export interface PluginFixture {
 }
 
 /**
- * A copy of the reference plugin (package.json, lockfile, sources, manifest,
- * tests) in a temp dir, with the given changes. It has no node_modules: the
- * toolchain stage links the cached compiler in.
+ * A copy of a plugin project (package.json, lockfile, sources, manifest,
+ * tests) in a temp dir, with the given changes: by default the 0.14 +
+ * proxy-runtime project, which the fixture sources are written for;
+ * `from: TEMPLATE_DIR` for the reference plugin in plugin/. It has no
+ * node_modules: the toolchain stage links the cached compiler in.
  */
 export function makePlugin(fixture: PluginFixture = {}): string {
-  const dir = copyPlugin(path.join(tempDir('plugin'), 'plugin'));
+  const dir = copyPlugin(path.join(tempDir('plugin'), 'plugin'), fixture.from);
   if (fixture.source !== undefined) fs.writeFileSync(path.join(dir, 'assembly', 'index.ts'), fixture.source);
   if (fixture.asbuild !== undefined) {
     const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+    pkg.scripts ??= {};
     if (fixture.asbuild === null) delete pkg.scripts.asbuild;
     else pkg.scripts.asbuild = fixture.asbuild;
     fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(pkg, null, 2));
@@ -89,4 +103,18 @@ export function makePlugin(fixture: PluginFixture = {}): string {
 
 export function fixtureSource(name: string): string {
   return fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'plugins', `${name}.ts`), 'utf8');
+}
+
+/**
+ * A copy of a whole fixture project (test/fixtures/projects/<name>) in a
+ * temp dir, without node_modules or build output.
+ */
+export function copyProject(name: string): string {
+  const src = path.join(ROOT, 'test', 'fixtures', 'projects', name);
+  const dest = path.join(tempDir(name), name);
+  fs.cpSync(src, dest, {
+    recursive: true,
+    filter: (from) => !/[\\/](node_modules|build|\.asm-wasm)([\\/]|$)/.test(path.relative(src, from) ? `/${path.relative(src, from)}` : ''),
+  });
+  return dest;
 }

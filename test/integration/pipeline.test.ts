@@ -4,7 +4,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { fixtureSource, makePlugin, runCli, tempDir } from '../helpers/cli.js';
+import { fixtureSource, makePlugin, runCli, tempDir, TEMPLATE_DIR } from '../helpers/cli.js';
 
 const toolCache = inject('toolCache');
 const envoyDir = path.dirname(inject('envoyPath'));
@@ -12,7 +12,7 @@ const env = { RUNNER_TOOL_CACHE: toolCache };
 
 describe('the pipeline on the reference plugin', () => {
   it('builds plugin.wasm, runs every case through Envoy, and sets outputs and a summary', async () => {
-    const plugin = makePlugin();
+    const plugin = makePlugin({ from: TEMPLATE_DIR });
     const outputFile = path.join(tempDir('out'), 'output');
     const summaryFile = path.join(tempDir('summary'), 'summary.md');
     fs.writeFileSync(outputFile, '');
@@ -28,7 +28,7 @@ describe('the pipeline on the reference plugin', () => {
     const wasm = fs.readFileSync(path.join(plugin, 'build', 'plugin.wasm'));
     const sha = crypto.createHash('sha256').update(wasm).digest('hex');
     expect(run.json!.outputs).toMatchObject({
-      'assemblyscript-version': '0.14.13',
+      'assemblyscript-version': '0.28.20',
       'wasm-path': path.join(plugin, 'build', 'plugin.wasm'),
       'wasm-sha256': sha,
       'wasm-size': String(wasm.length),
@@ -139,7 +139,7 @@ describe('bad input fails with a clear message', () => {
   });
 
   it('a plugin name the plugin does not register', async () => {
-    const plugin = makePlugin();
+    const plugin = makePlugin({ from: TEMPLATE_DIR });
     const run = await runCli(['run', '--plugin-dir', plugin, '--plugin-name', 'header_authorization'], env);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/the plugin does not register root id "header_authorization".*Missing root context factory/);
@@ -153,14 +153,14 @@ describe('bad input fails with a clear message', () => {
   });
 
   it('a configuration the plugin rejects: Envoy refuses to load it and says why', async () => {
-    const plugin = makePlugin();
+    const plugin = makePlugin({ from: TEMPLATE_DIR });
     const run = await runCli(['run', '--plugin-dir', plugin, '--plugin-config', '{"denyStatus": "forbidden"}'], env);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/the plugin rejected its configuration \(plugin-config \/ spec\.pluginConfig\): wasm-as: rejected configuration: pluginConfig\.denyStatus must be an integer HTTP status/);
   });
 
   it('a configuration that is not valid JSON for the plugin', async () => {
-    const plugin = makePlugin();
+    const plugin = makePlugin({ from: TEMPLATE_DIR });
     const run = await runCli(['run', '--plugin-dir', plugin, '--plugin-config', '{"headr": "allow"}'], env);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/rejected its configuration.*unknown key "headr"/);

@@ -5,6 +5,7 @@
 // changed on a running gateway (Envoy's admin /logging), with requests whose
 // contexts were made on one path finishing on the other.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makePlugin, TEMPLATE_DIR } from '../helpers/cli.js';
 import { compilePlugin, startGateway, type Gateway } from '../helpers/gateway.js';
 
 const DENY_BODY = 'Forbidden by ASM Wasm Plugin, assemblyscript version\n';
@@ -16,10 +17,10 @@ const SDK_DEBUG_LINE = /ensureContext\(context_id: \d+, root_context_id: \d+\)/;
 let wasm: string;
 let gateway: Gateway | undefined;
 
-async function start(level: string): Promise<void> {
+async function start(level: string, module: string = wasm): Promise<void> {
   await gateway?.stop();
   gateway = undefined;
-  gateway = await startGateway(wasm, { config: { header: 'allow', value: 'true' }, logLevel: level });
+  gateway = await startGateway(module, { config: { header: 'allow', value: 'true' }, logLevel: level });
 }
 
 const envoy = () => gateway!.envoy;
@@ -99,6 +100,53 @@ describe('the reference plugin at each log level', () => {
     expect(linesSince(from)).toMatch(SDK_DEBUG_LINE);
     await setLevel('warning');
     from = envoy().log().length;
+    expectPolicy(await traffic(6));
+    expect(linesSince(from)).not.toMatch(REQUEST_LINE);
+    await setLevel('info');
+    from = envoy().log().length;
+    expectPolicy(await traffic(6));
+    expect(linesSince(from)).toMatch(REQUEST_LINE);
+    expect(envoy().alive()).toBe(true);
+    expect(envoy().log()).not.toMatch(/wasm log.*(panic|abort|unreachable)|Function: proxy_on_\w+ failed/i);
+  });
+});
+
+// The template in plugin/ (AssemblyScript 0.28, its own proxy-wasm layer) has
+// one path at every level: it asks Envoy for the level when a request starts
+// and builds no line Envoy would drop.
+describe('the template (plugin/) at each log level', () => {
+  let template: string;
+  beforeAll(async () => {
+    template = await compilePlugin(makePlugin({ from: TEMPLATE_DIR }));
+  });
+
+  it('at warning it enforces the policy and writes none of its info lines', async () => {
+    await start('warning', template);
+    const from = envoy().log().length;
+    expectPolicy(await traffic(40));
+    const log = linesSince(from);
+    expect(log).not.toMatch(REQUEST_LINE);
+    expect(log).not.toContain(DENY_LINE);
+  });
+
+  it('at info and at debug it logs each request and each denial with the request\'s context id', async () => {
+    for (const level of ['info', 'debug']) {
+      await start(level, template);
+      const from = envoy().log().length;
+      expectPolicy(await traffic(10));
+      const log = linesSince(from);
+      const ids = [...log.matchAll(/#(\d+) wasm-as: on_http_request_headers/g)].map((m) => m[1]);
+      expect(ids, level).toHaveLength(10);
+      expect(new Set(ids).size, level).toBe(10);
+      expect(log.split(DENY_LINE).length - 1, level).toBe(5);
+    }
+  });
+
+  it('follows a level changed on a running Envoy, in both directions', async () => {
+    await start('info', template);
+    expectPolicy(await traffic(6));
+    await setLevel('warning');
+    let from = envoy().log().length;
     expectPolicy(await traffic(6));
     expect(linesSince(from)).not.toMatch(REQUEST_LINE);
     await setLevel('info');
