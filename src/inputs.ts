@@ -15,7 +15,7 @@ import { IMAGE_FORMATS, splitImage, type ImageFormat } from './oci/index.js';
 import { maskSecret } from './github.js';
 
 import { DEPLOY_MODES, type DeployMode } from './k8s/modes.js';
-import { FAIL_STRATEGIES, type FailStrategy } from './k8s/wasmplugin.js';
+import { FAIL_STRATEGIES, type FailStrategy } from './plugin/model.js';
 export { FAIL_STRATEGIES, type FailStrategy };
 
 /** The newest Envoy release we test against; pinned so every run is the same. */
@@ -81,6 +81,14 @@ export const INPUTS = {
   'force-conflicts': { description: 'Take over WasmPlugin fields another field manager owns (server-side apply force).', default: 'false', value: 'bool' },
   'verify-url': { description: 'Gateway URL: after an apply, run the tests cases against it until they pass or verify-timeout; roll back if they do not.', value: 'url' },
   'verify-timeout': { description: 'Seconds to wait for the gateway to answer as the tests say.', default: '120', value: 'seconds' },
+  'gateway-admin-url': {
+    description: 'Base URL of the gateway Envoy\'s admin interface (port 15000): verification waits until its config dump shows this apply\'s Wasm filter, and fails at once on Istio\'s fallback filter.',
+    value: 'url',
+  },
+  'gateway-status-url': {
+    description: 'Base URL of the gateway\'s Istio agent status server (port 15020): verification fails at once when its Wasm fetch metrics report a failure.',
+    value: 'url',
+  },
   toolchain: { description: 'Run the toolchain stage.', default: 'true', value: 'bool' },
   build: { description: 'Run the build stage.', default: 'true', value: 'bool' },
   test: { description: 'Run the local Envoy test stage.', default: 'true', value: 'bool' },
@@ -153,6 +161,10 @@ export interface Inputs {
   forceConflicts: boolean;
   verifyUrl?: string;
   verifyTimeoutSeconds: number;
+  /** The gateway Envoy's admin interface, for Istio's signals during verification. */
+  gatewayAdminUrl?: string;
+  /** The gateway's Istio agent status server, for Istio's signals during verification. */
+  gatewayStatusUrl?: string;
   stages: { toolchain: boolean; build: boolean; test: boolean; push: boolean; deploy: boolean };
 }
 
@@ -267,6 +279,8 @@ export function parseInputs(raw: RawInputs, cwd = process.cwd()): Inputs {
     forceConflicts: bool('force-conflicts', get('force-conflicts')!),
     verifyUrl: get('verify-url'),
     verifyTimeoutSeconds: positive('verify-timeout', get('verify-timeout')!),
+    gatewayAdminUrl: httpUrl('gateway-admin-url', get('gateway-admin-url')),
+    gatewayStatusUrl: httpUrl('gateway-status-url', get('gateway-status-url')),
     image: image ? splitImage(image) : undefined,
     tags: (get('tags') ?? '').split(/[,\n]/).map((t) => t.trim()).filter(Boolean),
     imageFormat: imageFormat as ImageFormat,
@@ -290,6 +304,18 @@ function positive(name: InputName, value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new UserError(`input \`${name}\` must be a positive number of seconds, got "${value}"`);
   return n;
+}
+
+function httpUrl(name: InputName, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UserError(`input \`${name}\` must be an http:// or https:// URL, got "${value}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UserError(`input \`${name}\` must be an http:// or https:// URL, got "${value}"`);
+  return value;
 }
 
 function integer(name: InputName, value: string | undefined): number | undefined {

@@ -11,8 +11,8 @@ import * as core from '@actions/core';
 import { UserError } from './errors.js';
 import { inActions, outputs } from './github.js';
 import { INPUTS, inputsFromEnv, parseInputs, type InputSpec, type RawInputs } from './inputs.js';
-import type { PluginSpec } from './manifest.js';
-import { buildStage, deployStage, pluginSpec, pushStage, testStage, toolchainStage, STAGE_NAMES, type Results } from './stages.js';
+import { withPluginConfigHidden } from './plugin/model.js';
+import { buildStage, deployStage, pluginSpec, pushStage, testStage, toolchainStage, STAGE_NAMES, type PluginSpec, type Results } from './stages.js';
 
 const COMMANDS = [...STAGE_NAMES, 'run'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -137,12 +137,13 @@ export async function main(argv: string[]): Promise<number> {
       deploy: () => deployStage(inputs, results, spec!),
     };
     for (const stage of stages) await table[stage]();
-    if (cli.json) realStdout(`${JSON.stringify({ ok: true, outputs: Object.fromEntries(outputs), results }, null, 2)}\n`);
+    // pluginConfig values (often secrets) are hidden here as everywhere else a person reads.
+    if (cli.json) realStdout(`${JSON.stringify({ ok: true, outputs: Object.fromEntries(outputs), results: withPluginConfigHidden(results) }, null, 2)}\n`);
     return 0;
   } catch (err) {
     fail(err);
     if (cli?.json) {
-      realStdout(`${JSON.stringify({ ok: false, error: (err as Error).message, outputs: Object.fromEntries(outputs), results }, null, 2)}\n`);
+      realStdout(`${JSON.stringify({ ok: false, error: (err as Error).message, outputs: Object.fromEntries(outputs), results: withPluginConfigHidden(results) }, null, 2)}\n`);
     }
     return 1;
   } finally {

@@ -8,11 +8,12 @@ import { buildPlugin, CompileError, readBuildRecord, type BuildResult } from './
 import { countDiagnostics, formatDiagnostic } from './build/diagnostics.js';
 import { directSpecs, readLock, readPackageJson } from './toolchain/lockfile.js';
 import { validateModule } from './build/validate.js';
+import { readModuleFile, sha256File } from './build/module-file.js';
 import { installEnvoy } from './envoy/install.js';
 import { UserError } from './errors.js';
 import { group, setOutput } from './github.js';
 import type { Inputs } from './inputs.js';
-import { loadPluginSpec, pluginConfigJson, type PluginSpec } from './manifest.js';
+import { filterSettings, overridesFromInputs, readPluginFile, resolvePlugin, type FilterSettings, type PluginFile, type PluginOverrides, type ResolvedPlugin } from './plugin/index.js';
 import { escapeHtml, writeSection } from './summary.js';
 import { loadCases, loadTestFile } from './test/cases.js';
 import { runLocalTest, type LocalTestReport } from './test/index.js';
@@ -21,10 +22,8 @@ import { push, type PushResult } from './oci/index.js';
 // The deploy stage's modules (and the Kubernetes client under them, most of
 // the bundle) are loaded by that stage alone: every other stage starts faster.
 import type { DeployResult, PullSecretOptions } from './k8s/deploy.js';
-import { urlDigest, urlScheme, type WasmPluginOptions } from './k8s/wasmplugin.js';
 import { summaryEnabled } from './summary.js';
 import { run } from './exec.js';
-import * as crypto from 'node:crypto';
 
 export const STAGE_NAMES = ['toolchain', 'build', 'test', 'push', 'deploy'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];
@@ -75,7 +74,7 @@ export async function buildStage(inputs: Inputs, results: Results, spec: PluginS
         pluginDir: inputs.pluginDir,
         entry: inputs.entry,
         target: inputs.ascTarget,
-        pluginName: spec.pluginName,
+        pluginName: spec.model.object.spec.pluginName!,
         ...tool,
       }),
     );
@@ -128,11 +127,10 @@ async function writeBuildFailure(err: CompileError, pluginDir: string): Promise<
 /** The wasm the test (and later push) stage uses: input, build result, or the build output of an earlier step. */
 async function wasmFor(inputs: Inputs, results: Results): Promise<string> {
   // A build in this process, an earlier step's output, or the record a separate `asm-wasm build` left.
-  const wasm = inputs.wasmPath ?? results.build?.wasmPath ?? readBuildRecord(inputs.pluginDir)?.wasmPath;
+  const wasm = inputs.wasmPath ?? results.build?.wasmPath ?? (await readBuildRecord(inputs.pluginDir))?.wasmPath;
   if (!wasm) throw new UserError('no plugin.wasm: run the build stage first (input build: true, or `asm-wasm build`) or set `wasm-path`');
-  if (!fs.existsSync(wasm)) throw new UserError(`input \`wasm-path\`: ${wasm} does not exist`);
   if (inputs.wasmPath) {
-    const v = await validateModule(fs.readFileSync(wasm));
+    const v = await validateModule(readModuleFile(wasm, 'input `wasm-path`'));
     if (!v.ok) throw new UserError(`${wasm} is not a proxy-wasm plugin Envoy can load:\n- ${v.problems.join('\n- ')}`);
   }
   return wasm;
@@ -142,20 +140,18 @@ export async function testStage(inputs: Inputs, results: Results, spec: PluginSp
   const wasm = await wasmFor(inputs, results);
   const file = loadTestFile(inputs.tests);
   const cases = file.cases;
+  const filter = filterSettings(spec.model.object);
   const report = await group(`Test in Envoy ${inputs.envoyVersion} (${cases.length} cases)`, async () => {
     const envoy = await installEnvoy({ version: inputs.envoyVersion, envoyPath: inputs.envoyPath, downloadUrl: inputs.envoyDownloadUrl });
     core.info(`Envoy ${envoy.version} from ${envoy.source}: ${envoy.path}`);
+    for (const note of spec.model.notes) core.info(`note: ${note}`);
     return runLocalTest({
       envoyBinary: envoy.path,
       envoyVersion: envoy.version,
       filter: {
-        name: spec.name,
-        namespace: spec.namespace,
-        rootId: spec.pluginName,
-        configuration: pluginConfigJson(spec.pluginConfig),
-        failStrategy: spec.failStrategy,
+        // The filter istiod would make of the resolved WasmPlugin: the object deploy applies.
+        ...filter,
         wasmPath: wasm,
-        ...vmEnv(spec),
       },
       cases,
       upstreams: file.upstreams,
@@ -165,13 +161,14 @@ export async function testStage(inputs: Inputs, results: Results, spec: PluginSp
   results.test = report;
   setOutput('test-passed', report.passed);
   setOutput('test-failed', report.failed);
-  await writeTestSummary(report, spec);
+  await writeTestSummary(report, filter);
   if (report.failed > 0) {
     const failing = report.cases.filter((c) => !c.passed);
+    const notRun = cases.length - report.cases.length;
     throw new UserError(
-      `${report.failed} of ${report.cases.length} local Envoy test case(s) failed:\n${failing
+      `${report.failed} of ${cases.length} local Envoy test case(s) failed:\n${failing
         .map((c) => `- ${c.name} (${path.basename(inputs.tests)}:${c.line})\n    ${c.failures.join('\n    ')}`)
-        .join('\n')}`,
+        .join('\n')}${notRun > 0 ? `\n- ${notRun} case(s) not run` : ''}${report.afterCases.length ? `\n- outside the cases: ${report.afterCases.join('; ')}` : ''}`,
       `Envoy log (last lines):\n${report.envoyLog.trimEnd().split('\n').slice(-30).join('\n')}`,
     );
   }
@@ -183,20 +180,7 @@ export async function testStage(inputs: Inputs, results: Results, spec: PluginSp
   }
 }
 
-/** vmConfig.env from the manifest, split as istiod does (INLINE values, HOST keys). */
-function vmEnv(spec: PluginSpec): { env?: Record<string, string>; hostEnvKeys?: string[] } {
-  const vm = spec.spec.vmConfig as { env?: Array<{ name: string; value?: string; valueFrom?: string }> } | undefined;
-  if (!vm?.env) return {};
-  const env: Record<string, string> = {};
-  const hostEnvKeys: string[] = [];
-  for (const e of vm.env) {
-    if (e.valueFrom === 'HOST') hostEnvKeys.push(e.name);
-    else env[e.name] = e.value ?? '';
-  }
-  return { env, hostEnvKeys };
-}
-
-async function writeTestSummary(report: LocalTestReport, spec: PluginSpec): Promise<void> {
+async function writeTestSummary(report: LocalTestReport, filter: FilterSettings): Promise<void> {
   const req = (c: LocalTestReport['cases'][number]) =>
     escapeHtml(`${c.request.method} ${c.request.path}${Object.keys(c.request.headers).length ? ` ${Object.entries(c.request.headers).map(([k, v]) => `${k}: ${v}`).join(', ')}` : ''}`);
   const exp = (c: LocalTestReport['cases'][number]) =>
@@ -205,8 +189,8 @@ async function writeTestSummary(report: LocalTestReport, spec: PluginSpec): Prom
     title: `Local Envoy test: ${report.passed} passed, ${report.failed} failed${report.afterCases.length ? `, ${report.afterCases.length} problem(s) outside the cases` : ''}`,
     lines: [
       ...report.afterCases.map((p) => `❌ Outside the cases: ${escapeHtml(p)}`),
-      `Envoy ${escapeHtml(report.envoyVersion)}, filter <code>${escapeHtml(`${spec.namespace}.${spec.name}`)}</code>, root_id <code>${escapeHtml(spec.pluginName)}</code>, failStrategy ${spec.failStrategy}` +
-        (spec.failStrategy === 'FAIL_CLOSE' ? ' (if the gateway cannot fetch or load the plugin, it denies every request)' : ''),
+      `Envoy ${escapeHtml(report.envoyVersion)}, filter <code>${escapeHtml(`${filter.namespace}.${filter.name}`)}</code>, root_id <code>${escapeHtml(filter.rootId)}</code>, failStrategy ${filter.failStrategy}` +
+        (filter.failStrategy === 'FAIL_CLOSE' ? ' (if the gateway cannot fetch or load the plugin, it denies every request)' : ''),
     ],
     rows: [
       ['', 'Case', 'Request', 'Expected', 'Actual'],
@@ -222,8 +206,23 @@ async function writeTestSummary(report: LocalTestReport, spec: PluginSpec): Prom
   });
 }
 
+/**
+ * The plugin model of this run: wasmplugin.yaml read strictly, the inputs
+ * that name its fields, and the two resolved without an image yet (what the
+ * build and test stages use). Read once, before the first stage that needs
+ * it, so a misspelt field fails before anything is built or sent.
+ */
+export interface PluginSpec {
+  file: PluginFile;
+  overrides: PluginOverrides;
+  /** The file + inputs, validated: the test stage configures Envoy from it. */
+  model: ResolvedPlugin;
+}
+
 export function pluginSpec(inputs: Inputs): PluginSpec {
-  return loadPluginSpec(inputs);
+  const file = readPluginFile(inputs.pluginDir);
+  const overrides = overridesFromInputs(inputs);
+  return { file, overrides, model: resolvePlugin(file, overrides, { pluginDir: inputs.pluginDir }) };
 }
 
 /** Where the image came from: the repository, the commit and the commit's time. */
@@ -246,7 +245,7 @@ async function provenance(dir: string): Promise<{ source?: string; revision?: st
 
 export async function pushStage(inputs: Inputs, results: Results): Promise<void> {
   const wasm = await wasmFor(inputs, results);
-  const sha = results.build?.sha256 || crypto.createHash('sha256').update(fs.readFileSync(wasm)).digest('hex');
+  const sha = results.build?.sha256 || (await sha256File(wasm));
   const r = await group(inputs.image ? `Push to ${inputs.image.registry}/${inputs.image.repository}` : 'Write the OCI image layout', async () => {
     const from = await provenance(inputs.pluginDir);
     const tags = inputs.tags.length > 0 ? inputs.tags : from.revision ? [from.revision.slice(0, 7)] : [];
@@ -284,47 +283,35 @@ export async function pushStage(inputs: Inputs, results: Results): Promise<void>
   });
 }
 
-/** The WasmPlugin to deploy: wasmplugin.yaml's spec, the inputs over it, and the pushed image. */
-export function wasmPluginFor(inputs: Inputs, results: Results, spec: PluginSpec): WasmPluginOptions {
-  const manifest = spec.spec as Record<string, any>;
-  const url = inputs.url ?? results.push?.url;
-  if (!url) {
-    throw new UserError('no url to deploy: run the push stage with `image` set (its pinned oci:// url is used), or set `url`');
-  }
-  if (url.startsWith('oci-layout://')) {
+/**
+ * The WasmPlugin to deploy: the same file and inputs as the model the test
+ * stage ran, with the pushed image's url and digest (or the \`url\` input).
+ */
+export function deployPlugin(inputs: Inputs, results: Results, spec: PluginSpec): ResolvedPlugin {
+  if (inputs.deployMode === 'delete') return spec.model;
+  const pushed = results.push?.url;
+  if (!inputs.url && pushed?.startsWith('oci-layout://')) {
     throw new UserError('the push stage wrote an OCI layout, which no gateway can fetch: set `image` to push to a registry, or set `url`');
   }
-  // For oci:// the sha256 is the manifest digest (the pinned url carries it);
-  // for http(s):// it is the file's digest, which only the user knows for a file served elsewhere.
-  const sha256 = inputs.sha256 ?? (urlScheme(url) === 'oci' ? urlDigest(url) : (manifest.sha256 as string | undefined));
-  return {
-    name: spec.name,
-    namespace: spec.namespace,
-    url,
-    sha256,
-    pluginName: spec.pluginName,
-    pluginConfig: spec.pluginConfig,
-    failStrategy: spec.failStrategy,
-    selector: inputs.selector ?? manifest.selector?.matchLabels,
-    targetRefs: (inputs.targetRefs ?? manifest.targetRefs) as WasmPluginOptions['targetRefs'],
-    phase: inputs.phase ?? manifest.phase,
-    priority: inputs.priority ?? manifest.priority,
-    match: (inputs.match ?? manifest.match) as WasmPluginOptions['match'],
-    imagePullPolicy: inputs.imagePullPolicy ?? manifest.imagePullPolicy,
-    imagePullSecret: inputs.imagePullSecret ?? manifest.imagePullSecret,
-    vmEnv: manifest.vmConfig?.env,
-    type: manifest.type,
-  };
+  if (!inputs.url && !pushed && !spec.file.manifest.spec?.url) {
+    throw new UserError('no url to deploy: run the push stage with `image` set (its pinned oci:// url is used), or set `url`');
+  }
+  return resolvePlugin(spec.file, spec.overrides, {
+    pluginDir: inputs.pluginDir,
+    pushed: pushed ? { url: pushed, digest: results.push?.digest } : undefined,
+    requireUrl: true,
+  });
 }
 
 export async function deployStage(inputs: Inputs, results: Results, spec: PluginSpec): Promise<void> {
   if (!inputs.kubeconfig) {
     throw new UserError('input `kubeconfig` is empty: pass the kubeconfig secret of the API server that holds WasmPlugins (for ASM, the mesh instance\'s), e.g. kubeconfig: ${{ secrets.ASM_KUBECONFIG }}');
   }
-  const plugin = inputs.deployMode === 'delete' ? { name: spec.name, namespace: spec.namespace, url: inputs.url ?? '' } : wasmPluginFor(inputs, results, spec);
+  const plugin = deployPlugin(inputs, results, spec);
+  const { namespace, name } = plugin.object.metadata;
   let pullSecret: PullSecretOptions | undefined;
   if (inputs.createPullSecret) {
-    const secretName = plugin.imagePullSecret;
+    const secretName = plugin.object.spec.imagePullSecret;
     if (!secretName) throw new UserError('input `create-pull-secret` needs `image-pull-secret`: the name of the Secret to create');
     if (!inputs.image || !inputs.registryUsername || !inputs.registryPassword) {
       throw new UserError('input `create-pull-secret` needs `image`, `registry-username` and `registry-password` to write the pull secret');
@@ -332,7 +319,7 @@ export async function deployStage(inputs: Inputs, results: Results, spec: Plugin
     pullSecret = { name: secretName, registry: inputs.image.registry, username: inputs.registryUsername, password: inputs.registryPassword };
   }
   const cases = inputs.verifyUrl ? loadCases(inputs.tests) : undefined;
-  const title = `${inputs.deployMode === 'dry-run' ? 'Dry-run' : inputs.deployMode === 'delete' ? 'Delete' : 'Apply'} WasmPlugin ${spec.namespace}/${spec.name}`;
+  const title = `${inputs.deployMode === 'dry-run' ? 'Dry-run' : inputs.deployMode === 'delete' ? 'Delete' : 'Apply'} WasmPlugin ${namespace}/${name}`;
   const { deploy, DeployVerificationError, formatDeploySummary } = await import('./k8s/index.js');
   const writeDeploySummary = async (r: DeployResult) => {
     if (summaryEnabled()) await core.summary.addRaw(formatDeploySummary(r), true).write();
@@ -347,7 +334,15 @@ export async function deployStage(inputs: Inputs, results: Results, spec: Plugin
         plugin,
         force: inputs.forceConflicts,
         pullSecret,
-        verify: inputs.verifyUrl && cases ? { url: inputs.verifyUrl, cases, timeoutMs: inputs.verifyTimeoutSeconds * 1000 } : undefined,
+        verify:
+          inputs.verifyUrl && cases
+            ? {
+                url: inputs.verifyUrl,
+                cases,
+                timeoutMs: inputs.verifyTimeoutSeconds * 1000,
+                istio: inputs.gatewayAdminUrl || inputs.gatewayStatusUrl ? { adminUrl: inputs.gatewayAdminUrl, statusUrl: inputs.gatewayStatusUrl } : undefined,
+              }
+            : undefined,
         gateway: inputs.clusterKubeconfig ? { kubeconfig: inputs.clusterKubeconfig } : undefined,
       }),
     );

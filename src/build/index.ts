@@ -8,6 +8,7 @@ import * as core from '@actions/core';
 import { UserError } from '../errors.js';
 import { run } from '../exec.js';
 import { annotate } from '../github.js';
+import { closeCache, openCache, reuse, store } from './cache.js';
 import { countDiagnostics, formatDiagnostic, inPluginFiles, parseDiagnostics, type Diagnostic } from './diagnostics.js';
 import { planBuild, type BuildPlan } from './plan.js';
 import { readModuleFile, sha256File } from './module-file.js';
@@ -48,6 +49,8 @@ export interface BuildResult {
   /** Where the output path was learnt from. */
   outputFrom: string;
   diagnostics: Diagnostic[];
+  /** The stored build that was reused instead of compiling (its key), if any. */
+  reusedKey?: string;
 }
 
 /** A failed compile, with the diagnostics for the summary. */
@@ -138,11 +141,34 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
   }
   const before = wasmFiles(pluginDir);
   const binDir = path.join(options.nodeModules, '.bin');
-  const env = { ...options.env, PATH: `${binDir}${path.delimiter}${options.env?.PATH ?? process.env.PATH ?? ''}`, FORCE_COLOR: '0', NO_COLOR: '1' };
-  const result =
-    plan.kind === 'script'
-      ? await run('npm', ['run', '--silent', plan.script!], { cwd: pluginDir, env, allowFailure: true })
-      : await run(path.join(binDir, 'asc'), plan.args!, { cwd: pluginDir, env, allowFailure: true });
+  const env: Record<string, string> = { ...options.env, PATH: `${binDir}${path.delimiter}${options.env?.PATH ?? process.env.PATH ?? ''}`, FORCE_COLOR: '0', NO_COLOR: '1' };
+
+  // The module is reused when the compiler's exact inputs are unchanged (cache.ts).
+  const session = openCache({ pluginDir, plan, scripts: pkg.scripts ?? {}, compilerVersion: options.compilerVersion, nodeModules: options.nodeModules, entry: options.entry });
+  let result: { exitCode: number; stdout: string; stderr: string };
+  let reusedKey: string | undefined;
+  try {
+    const hit = 'reason' in session ? undefined : reuse(session, pluginDir);
+    if (hit) {
+      reusedKey = hit.key;
+      core.info(`reused the build of ${hit.key}: the compiler, its flags and every file it read are unchanged (${hit.outputs.map((f) => path.relative(pluginDir, f)).join(', ')})`);
+      result = { exitCode: 0, stdout: hit.stdout, stderr: hit.stderr };
+    } else {
+      if ('reason' in session) core.info(`compiling without reuse: ${session.reason}`);
+      const runEnv = 'reason' in session ? env : { ...env, ...session.env };
+      result =
+        plan.kind === 'script'
+          ? await run('npm', ['run', '--silent', plan.script!], { cwd: pluginDir, env: runEnv, allowFailure: true })
+          : await run(path.join(binDir, 'asc'), plan.args!, { cwd: pluginDir, env: runEnv, allowFailure: true });
+      if (!('reason' in session) && result.exitCode === 0) {
+        const out = plan.output ?? [...wasmFiles(pluginDir)].filter(([f, t]) => before.get(f) !== t).map(([f]) => f)[0];
+        const stored = out && fs.existsSync(out) ? store(session, { pluginDir, wasm: out, stdout: result.stdout, stderr: result.stderr }) : { reason: 'no module to store' };
+        core.info('reason' in stored ? `not stored for reuse: ${stored.reason}` : `stored the build as ${stored.key} for reuse`);
+      }
+    }
+  } finally {
+    if (!('reason' in session)) closeCache(session);
+  }
 
   const diagnostics = parseDiagnostics(`${result.stdout}\n${result.stderr}`);
   const relDir = path.relative(process.cwd(), pluginDir);
@@ -191,6 +217,7 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
     target: plan.target,
     outputFrom: plan.output === output ? plan.outputFrom : 'the one .wasm file the build wrote',
     diagnostics,
+    reusedKey,
   };
 }
 

@@ -193,7 +193,9 @@ export class KubeClient {
       request.setTimeout(this.timeoutMs, () => {
         const err: NodeJS.ErrnoException = new Error(`no answer within ${this.timeoutMs / 1000}s`);
         err.code = 'ETIMEDOUT';
-        request.destroy(err);
+        // Connected, but no answer: the server was reached, and a write may have been made.
+        const connected = !!request.socket && !request.socket.connecting;
+        request.destroy(connected ? Object.assign(err, { unanswered: req }) : err);
       });
       request.on('error', (err) => reject(this.networkError(err as NodeJS.ErrnoException)));
       request.end(payload);
@@ -207,8 +209,19 @@ export class KubeClient {
     throw this.apiError(res, purpose);
   }
 
-  private networkError(err: NodeJS.ErrnoException): UserError {
+  private networkError(err: NodeJS.ErrnoException & { unanswered?: KubeRequest }): UserError {
     const code = err.code ?? '';
+    if (err.unanswered) {
+      // Not retried: a server that takes this long is not helped by more load, and
+      // the run would wait attempts x timeout. A repeat by the user is safe (see send()).
+      const { method, path } = err.unanswered;
+      return new UserError(
+        `${this.where} accepted the connection but did not answer ${method} ${path} within ${this.timeoutMs / 1000}s` +
+          (method === 'GET'
+            ? ': the API server (or a proxy in front of it) is overloaded or stuck; run again later'
+            : ': the change may or may not have been made; run again (the same apply or delete is safe to repeat)'),
+      );
+    }
     if (RESET_CODES.has(code)) {
       const reset = new UserError(`the connection to ${this.where} was reset: ${err.message} (${code})`);
       return Object.assign(reset, { transient: true });

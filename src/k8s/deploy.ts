@@ -9,18 +9,16 @@ import { diffObjects, sameContent } from './diff.js';
 import { loadKubeconfig } from './kubeconfig.js';
 import type { DeployMode } from './modes.js';
 import { inspectGatewayPods, readFetchCounts, type FetchCounts, type PodCheck } from './pods.js';
-import { formatVerifyReport, verify, type VerifyOptions, type VerifyReport } from './verify.js';
+import { formatVerifyReport, istioBaseline, verify, type VerifyOptions, type VerifyReport } from './verify.js';
 import {
-  DEFAULT_NAMESPACE,
   WASMPLUGIN_API_VERSION,
   WASMPLUGIN_GROUP,
   WASMPLUGIN_RESOURCE,
   WASMPLUGIN_VERSION,
-  renderWasmPlugin,
-  validateWasmPlugin,
+  changedPluginConfigKeys,
   type WasmPlugin,
-  type WasmPluginOptions,
 } from './wasmplugin.js';
+import type { ResolvedPlugin } from '../plugin/resolve.js';
 
 export const FIELD_MANAGER = 'asm-wasm-action';
 const RESOURCE = `${WASMPLUGIN_RESOURCE}.${WASMPLUGIN_GROUP}`;
@@ -51,8 +49,11 @@ export interface DeployOptions {
   kubeconfig: string;
   context?: string;
   mode: DeployMode;
-  /** The resource; for `delete`, only name and namespace are used. */
-  plugin: WasmPluginOptions;
+  /**
+   * The WasmPlugin as resolvePlugin made it (validated there, once): applied
+   * exactly as it is. For `delete`, only its name and namespace are used.
+   */
+  plugin: Pick<ResolvedPlugin, 'object' | 'warnings' | 'notes'>;
   /** Take over fields another field manager owns (server-side apply force). */
   force?: boolean;
   /** Default `asm-wasm-action`. */
@@ -72,12 +73,18 @@ export interface DeployOptions {
 }
 
 export interface RollbackResult {
-  /** What was done: the previous spec put back, or the object we created deleted. */
+  /** What was done (or meant): the previous spec put back, or the object we created deleted. */
   action: 'restored' | 'deleted';
   ok: boolean;
   /** Generation after a restore. */
   generation?: number;
   error?: string;
+  /**
+   * Set when nothing was rolled back because the live object is no longer
+   * the one this run applied (another run or a person changed or deleted it
+   * since): what happened to it. Their change is left as it is.
+   */
+  changedSince?: string;
 }
 
 export interface DeployResult {
@@ -100,6 +107,10 @@ export interface DeployResult {
   /** The live object before the operation, or null if there was none. */
   previous: WasmPlugin | null;
   warnings: string[];
+  /** Values the plugin model filled in (the default selector…), in words. */
+  notes: string[];
+  /** The top-level pluginConfig keys added, removed or changed (their values are never shown). */
+  pluginConfigChanged?: string[];
   pullSecret?: { name: string; result: DeployOutcome };
   verification?: VerifyReport;
   pods?: PodCheck[];
@@ -114,7 +125,9 @@ export class DeployVerificationError extends UserError {
     const rb = result.rollback;
     const rollback = !rb
       ? 'nothing to roll back'
-      : rb.ok
+      : rb.changedSince
+        ? `not rolled back: ${rb.changedSince}; their version was left as it is`
+        : rb.ok
         ? rb.action === 'deleted'
           ? 'rolled back: the WasmPlugin this run created was deleted'
           : `rolled back: the previous spec was restored (generation ${rb.generation})`
@@ -228,37 +241,73 @@ export async function applyPullSecret(
 }
 
 /**
- * Puts `previous` back exactly (labels, annotations, spec) over whatever is
- * live now, or deletes the live object when there was no previous one.
+ * Why the live object is no longer the one this run applied, or undefined
+ * when it still is: the same resourceVersion, or only what the server and
+ * controllers write moved (status, managedFields; istiod may write status).
+ */
+function changedSinceApply(applied: WasmPlugin, live: WasmPlugin): string | undefined {
+  const what = `${live.metadata.namespace}/${live.metadata.name}`;
+  if (applied.metadata.uid && live.metadata.uid !== applied.metadata.uid) {
+    return `someone else deleted ${what} and created it again after this run applied it`;
+  }
+  if (live.metadata.resourceVersion === applied.metadata.resourceVersion || sameContent(applied, live)) return undefined;
+  return (
+    `someone else changed ${what} after this run applied it ` +
+    `(resourceVersion ${applied.metadata.resourceVersion} → ${live.metadata.resourceVersion}, generation ${applied.metadata.generation} → ${live.metadata.generation})`
+  );
+}
+
+/**
+ * Puts `previous` back exactly (labels, annotations, spec), or deletes the
+ * object when there was no previous one, but only while the live object is
+ * still the one this run applied (`target.applied`, as the apply returned
+ * it). Optimistic concurrency: the write carries the resourceVersion that
+ * was checked (a PUT with metadata.resourceVersion, a DELETE with
+ * preconditions), so a change that lands between the check and the write
+ * is refused by the API server and looked at again. When another run or a
+ * person changed or deleted the object since, nothing is written and
+ * `changedSince` says what happened: a rollback never overwrites a newer
+ * deploy.
  */
 export async function rollback(
   client: KubeClient,
   previous: WasmPlugin | null,
-  target: { namespace: string; name: string },
+  target: { namespace: string; name: string; applied: WasmPlugin },
   fieldManager = FIELD_MANAGER,
 ): Promise<RollbackResult> {
-  const { namespace, name } = target;
+  const { namespace, name, applied } = target;
+  const action = previous ? 'restored' : 'deleted';
   try {
     for (let attempt = 1; ; attempt++) {
       const live = await getWasmPlugin(client, namespace, name);
+      if (!live) {
+        // Gone: nothing of this run is left to undo, and someone else's delete is not undone either.
+        return previous
+          ? { action, ok: false, changedSince: `someone else deleted ${namespace}/${name} after this run applied it` }
+          : { action, ok: true };
+      }
+      const changed = changedSinceApply(applied, live);
+      if (changed) return { action, ok: false, changedSince: changed };
+      const checked = live.metadata.resourceVersion;
       if (!previous) {
-        if (!live) return { action: 'deleted', ok: true };
         const res = await client.send({
           method: 'DELETE',
           path: pluginPath(namespace, name),
-          body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: live.metadata.uid } },
+          body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: live.metadata.uid, resourceVersion: checked } },
         });
-        if (res.status === 200 || res.status === 202 || res.status === 404) return { action: 'deleted', ok: true };
+        if (res.status === 200 || res.status === 202 || res.status === 404) return { action, ok: true };
         if (res.status === 409 && attempt < 3) continue;
         throw client.apiError(res, purpose('delete', namespace, name));
       }
-      // Replace (not apply): the whole spec as it was, whoever owns which field.
-      const { managedFields: _managed, ...liveMeta } = live?.metadata ?? ({} as WasmPlugin['metadata']);
+      // Replace (not apply): the whole spec as it was, whoever owns which
+      // field; metadata.resourceVersion (the checked one) makes it conditional.
+      const { managedFields: _managed, ...liveMeta } = live.metadata;
       const body: WasmPlugin = {
         apiVersion: WASMPLUGIN_API_VERSION,
         kind: 'WasmPlugin',
         metadata: {
           ...liveMeta,
+          resourceVersion: checked,
           name,
           namespace,
           labels: previous.metadata.labels,
@@ -268,20 +317,14 @@ export async function rollback(
       };
       if (!body.metadata.labels) delete body.metadata.labels;
       if (!body.metadata.annotations) delete body.metadata.annotations;
-      let res;
-      if (live) {
-        res = await client.send({ method: 'PUT', path: pluginPath(namespace, name), query: { fieldManager }, body });
-      } else {
-        // Someone deleted it meanwhile: create it again as it was.
-        const { resourceVersion: _rv, uid: _uid, ...meta } = body.metadata;
-        res = await client.send({ method: 'POST', path: pluginPath(namespace), query: { fieldManager }, body: { ...body, metadata: meta } });
-      }
-      if (res.status === 200 || res.status === 201) return { action: 'restored', ok: true, generation: res.body?.metadata?.generation };
+      const res = await client.send({ method: 'PUT', path: pluginPath(namespace, name), query: { fieldManager }, body });
+      if (res.status === 200 || res.status === 201) return { action, ok: true, generation: res.body?.metadata?.generation };
+      // Changed between the check and the write: look again (and refuse if it is no longer ours).
       if (res.status === 409 && attempt < 3) continue;
-      throw client.apiError(res, purpose(live ? 'update' : 'create', namespace, name));
+      throw client.apiError(res, purpose('update', namespace, name));
     }
   } catch (err) {
-    return { action: previous ? 'restored' : 'deleted', ok: false, error: (err as Error).message };
+    return { action, ok: false, error: (err as Error).message };
   }
 }
 
@@ -304,31 +347,28 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     ? loadKubeconfig(options.gateway.kubeconfig, { context: options.gateway.context, setSecret, inputName: 'cluster-kubeconfig' })
     : undefined;
   const client = new KubeClient(config, { timeoutMs: options.requestTimeoutMs, onRetry: log });
-  const namespace = options.plugin.namespace || DEFAULT_NAMESPACE;
-  const name = options.plugin.name;
+  const { namespace, name } = options.plugin.object.metadata;
   const dryRun = options.mode === 'dry-run';
 
+  // What is applied is the resolved object, as it is: nothing is added here.
   let desired: WasmPlugin | undefined;
   let warnings: string[] = [];
-  if (options.mode === 'delete') {
-    const probe = validateWasmPlugin({
-      apiVersion: WASMPLUGIN_API_VERSION,
-      kind: 'WasmPlugin',
-      metadata: { name, namespace },
-      spec: { url: 'oci://placeholder' },
-    });
-    const metaErrors = probe.errors.filter((e) => e.startsWith('metadata.'));
-    if (metaErrors.length) throw new UserError(`cannot delete the WasmPlugin: ${metaErrors[0]}`, metaErrors.join('\n'));
-  } else if (options.mode === 'apply' || options.mode === 'dry-run') {
-    const pluginOptions = { ...options.plugin, namespace };
-    if (options.pullSecret && !pluginOptions.imagePullSecret) pluginOptions.imagePullSecret = options.pullSecret.name;
-    desired = renderWasmPlugin(pluginOptions);
-    warnings = validateWasmPlugin(desired).warnings;
-  } else {
+  if (options.mode === 'apply' || options.mode === 'dry-run') {
+    desired = structuredClone(options.plugin.object);
+    if (!desired.spec.url) throw new UserError('no url to deploy: run the push stage with `image` set (its pinned oci:// url is used), or set `url`');
+    if (options.pullSecret && desired.spec.imagePullSecret !== options.pullSecret.name) {
+      throw new UserError(
+        `the pull secret to create is "${options.pullSecret.name}", but spec.imagePullSecret is ${desired.spec.imagePullSecret ? `"${desired.spec.imagePullSecret}"` : 'not set'}: set \`image-pull-secret\` to the Secret the gateway should pull with`,
+      );
+    }
+    warnings = options.plugin.warnings;
+  } else if (options.mode !== 'delete') {
     throw new UserError(`mode must be dry-run, apply or delete, not "${String(options.mode)}"`);
   }
 
   log(`${options.mode} WasmPlugin ${namespace}/${name} on ${config.server} (context "${config.context}")`);
+  const notes = options.mode === 'delete' ? [] : options.plugin.notes;
+  for (const note of notes) log(`note: ${note}`);
   await checkWasmPluginApi(client);
   const previous = await getWasmPlugin(client, namespace, name);
   const base = {
@@ -341,6 +381,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     context: config.context,
     previous,
     warnings,
+    notes,
   };
 
   if (options.mode === 'delete') {
@@ -372,6 +413,8 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     for (const [pod, counts] of await readFetchCounts(gatewayClient, gatewayNamespace, desired!)) fetchBefore.set(pod, counts);
   }
 
+  // Istio's signals on the gateway before the apply, to tell what this apply changes.
+  const verifyBaseline = options.verify && !dryRun ? await istioBaseline(options.verify.istio, desired!) : undefined;
   const applyStarted = new Date();
   const object = (await serverSideApply(client, pluginPath(namespace, name), desired!, purpose('patch', namespace, name), {
     fieldManager,
@@ -383,10 +426,14 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     result: outcome(previous, object, dryRun),
     generation: object.metadata.generation,
     diff: diffObjects(previous, object),
+    pluginConfigChanged: changedPluginConfigKeys(previous?.spec.pluginConfig, object.spec.pluginConfig),
     object,
     pullSecret,
   };
   log(`WasmPlugin ${namespace}/${name}: ${result.result}${dryRun ? ' (dry run: nothing was changed)' : ''}, generation ${result.generation}`);
+  if (result.pluginConfigChanged?.length) {
+    log(`pluginConfig keys ${previous ? 'changed' : 'set'}: ${result.pluginConfigChanged.join(', ')} (values are not shown)`);
+  }
   if (dryRun || (!options.verify && !gatewayClient)) return result;
 
   let failed = false;
@@ -394,6 +441,9 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     log(`verifying ${options.verify.url} with ${options.verify.cases.length} case(s)`);
     result.verification = await verify({
       ...options.verify,
+      plugin: options.verify.plugin ?? object,
+      baseline: options.verify.baseline ?? verifyBaseline,
+      log: options.verify.log ?? log,
       onAttempt: (attempt, cases) => {
         const failing = cases.filter((c) => !c.passed).length;
         log(`  attempt ${attempt}: ${failing} of ${cases.length} case(s) failing, retrying`);
@@ -414,7 +464,8 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
 
   if (result.result !== 'unchanged') {
     log(previous ? `restoring the previous spec of ${namespace}/${name}` : `deleting ${namespace}/${name}, which this run created`);
-    result.rollback = await rollback(client, previous, { namespace, name }, fieldManager);
+    result.rollback = await rollback(client, previous, { namespace, name, applied: object }, fieldManager);
+    if (result.rollback.changedSince) log(`not rolled back: ${result.rollback.changedSince}; their version was left as it is`);
   }
   throw new DeployVerificationError(result);
 }

@@ -1,6 +1,10 @@
 // A readable diff between the live WasmPlugin and the one being applied: the
 // parts a user controls (labels, annotations, spec) as YAML, line by line.
+// pluginConfig values are hidden (they are often secrets, and the diff goes
+// to the job summary): each key shows as `(hidden)`, and as
+// `(hidden, changed)` on the new side when its value changed.
 import YAML from 'yaml';
+import { HIDDEN, HIDDEN_CHANGED } from '../plugin/model.js';
 
 /** The parts of an object a diff shows; server-managed metadata and status are left out. */
 export function diffView(object: { metadata?: Record<string, any>; spec?: unknown } | null | undefined): Record<string, unknown> | null {
@@ -31,6 +35,29 @@ function sortKeys(value: unknown): any {
   return value;
 }
 
+type View = Record<string, unknown> | null;
+
+/** The two views with every pluginConfig value replaced, keeping which keys were added, removed or changed. */
+export function hidePluginConfigValues(before: View, after: View): [View, View] {
+  const configOf = (v: View) => ((v?.spec as Record<string, unknown> | undefined)?.pluginConfig ?? undefined) as Record<string, unknown> | undefined;
+  const a = configOf(before);
+  const b = configOf(after);
+  const isMap = (x: unknown): x is Record<string, unknown> => !!x && typeof x === 'object' && !Array.isArray(x);
+  const hide = (view: View, config: Record<string, unknown> | undefined, other: Record<string, unknown> | undefined, newSide: boolean): View => {
+    if (!view || config === undefined) return view;
+    const shown: unknown = isMap(config)
+      ? Object.fromEntries(
+          Object.keys(config).map((k) => {
+            const changed = newSide && isMap(other) && k in other && JSON.stringify(other[k]) !== JSON.stringify(config[k]);
+            return [k, changed ? HIDDEN_CHANGED : HIDDEN];
+          }),
+        )
+      : HIDDEN;
+    return { ...view, spec: { ...(view.spec as Record<string, unknown>), pluginConfig: shown } };
+  };
+  return [hide(before, a, b, false), hide(after, b, a, true)];
+}
+
 function toLines(view: Record<string, unknown> | null): string[] {
   if (!view) return [];
   return YAML.stringify(view, { lineWidth: 0 }).trimEnd().split('\n');
@@ -51,8 +78,9 @@ export function diffObjects(
   after: Parameters<typeof diffView>[0],
   labels: { before?: string; after?: string } = {},
 ): string {
-  const a = toLines(diffView(before));
-  const b = toLines(diffView(after));
+  const [viewA, viewB] = hidePluginConfigValues(diffView(before), diffView(after));
+  const a = toLines(viewA);
+  const b = toLines(viewB);
   const ops = diffLines(a, b);
   if (!ops.some((op) => op.kind !== ' ')) return '';
   const header = [`--- ${labels.before ?? (before ? 'live' : '(does not exist)')}`, `+++ ${labels.after ?? (after ? 'new' : '(deleted)')}`];

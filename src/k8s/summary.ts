@@ -1,4 +1,6 @@
-// The deploy stage's part of the job summary, in Markdown.
+// The deploy stage's part of the job summary, in Markdown. pluginConfig
+// values never appear in it: the diff hides them (diff.ts) and the keys that
+// changed are listed by name.
 import type { DeployResult } from './deploy.js';
 import { formatVerifyReport } from './verify.js';
 import { describeSha256 } from './wasmplugin.js';
@@ -12,7 +14,11 @@ export function formatDeploySummary(result: DeployResult): string {
   if (result.generation !== undefined) out.push(`- generation: ${result.generation}`);
   const spec = result.object?.spec;
   if (spec?.url) out.push(`- url: \`${spec.url}\``);
-  if (spec?.sha256) out.push(`- sha256: \`${spec.sha256}\` (${describeSha256(spec.url)})`);
+  if (spec?.sha256 && spec.url) out.push(`- sha256: \`${spec.sha256}\` (${describeSha256(spec.url)})`);
+  if (result.pluginConfigChanged?.length) {
+    out.push(`- pluginConfig keys ${result.previous ? 'changed' : 'set'}: ${result.pluginConfigChanged.map((k) => `\`${k}\``).join(', ')} (values are not shown)`);
+  }
+  for (const note of result.notes ?? []) out.push(`- note: ${note}`);
   if (result.pullSecret) out.push(`- image pull secret \`${result.pullSecret.name}\`: ${result.pullSecret.result}`);
   for (const warning of result.warnings) out.push(`- :warning: ${warning}`);
   if (result.diff) {
@@ -29,7 +35,9 @@ export function formatDeploySummary(result: DeployResult): string {
     const rb = result.rollback;
     out.push(
       '',
-      rb.ok
+      rb.changedSince
+        ? `**Not rolled back**: ${rb.changedSince}. Their version was left as it is; this run changed nothing more.`
+        : rb.ok
         ? `Rolled back: ${rb.action === 'deleted' ? 'the WasmPlugin this run created was deleted' : `previous spec restored (generation ${rb.generation})`}.`
         : `**Rollback failed**: ${rb.error}`,
     );

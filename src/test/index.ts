@@ -153,6 +153,9 @@ async function runCase(envoy: EnvoyProcess, upstream: Upstream, fakes: FakeUpstr
     actual = { ...res, upstream: { reached: upstream.seen.length > seenBefore, headers: seen?.headers } };
   } catch (err) {
     failures.push(`request failed: ${(err as Error).message}`);
+    // A request cut off by an Envoy that is going down fails before the
+    // process has been reaped: give the exit a moment to show.
+    await Promise.race([envoy.exited, sleep(500)]);
   }
   // Log lines can trail the response by a moment; wait for the expected ones.
   const deadline = Date.now() + 1500;
@@ -278,6 +281,12 @@ export async function runLocalTest(options: LocalTestOptions): Promise<LocalTest
     const exit = diedDuringCases ? undefined : await envoy.exited;
     const log = envoy.log();
     const afterCases = problemsAfterCases(log, runs, exit);
+    const notRun = options.cases.length - runs.length;
+    if (diedDuringCases) {
+      afterCases.unshift(
+        `Envoy exited (${await envoy.exited}) during "${runs[runs.length - 1]?.name ?? 'the first case'}"${notRun > 0 ? `; ${notRun} case(s) after it were not run` : ''}`,
+      );
+    }
     for (const p of afterCases) core.info(`FAIL outside the cases: ${p}`);
     const results = runs.map((r) => r.result);
     const passed = results.filter((r) => r.passed).length;

@@ -6,21 +6,22 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, DeployVerificationError, type DeployOptions, type DeployResult } from '../../../src/k8s/deploy.js';
 import { formatDeploySummary } from '../../../src/k8s/summary.js';
-import type { WasmPluginOptions } from '../../../src/k8s/wasmplugin.js';
 import { loadCases } from '../../../src/test/cases.js';
 import { fixtureSource, makePlugin, ROOT } from '../../helpers/cli.js';
 import { compilePlugin, startGateway, type Gateway } from '../../helpers/gateway.js';
+import { pluginOf, type FlatPlugin } from '../../helpers/plugin.js';
 import { kubeStartTimeout, namespaceObject, startKube, type Kube } from '../../infra/kube.js';
 
 const DIGEST = 'a'.repeat(64);
 const URL_V1 = `oci://registry.example.com/ns/hello@sha256:${DIGEST}`;
 const URL_V2 = `oci://registry.example.com/ns/hello@sha256:${'b'.repeat(64)}`;
+const URL_V3 = `oci://registry.example.com/ns/hello@sha256:${'c'.repeat(64)}`;
 
 let kube: Kube;
 const logs: string[] = [];
 
-function plugin(over: Partial<WasmPluginOptions> = {}): WasmPluginOptions {
-  return { name: 'hello', url: URL_V1, failStrategy: 'FAIL_OPEN', pluginConfig: { header: 'x-hello', value: 'one' }, ...over };
+function plugin(over: FlatPlugin = {}) {
+  return pluginOf({ name: 'hello', url: URL_V1, pluginName: 'hello', failStrategy: 'FAIL_OPEN', pluginConfig: { header: 'x-hello', value: 'one' }, ...over });
 }
 
 function run(over: Partial<DeployOptions> = {}): Promise<DeployResult> {
@@ -64,7 +65,9 @@ describe('dry-run, apply, delete', () => {
     expect(object.spec).toEqual({
       selector: { matchLabels: { istio: 'ingressgateway' } },
       url: URL_V1,
+      sha256: DIGEST,
       failStrategy: 'FAIL_OPEN',
+      pluginName: 'hello',
       pluginConfig: { header: 'x-hello', value: 'one' },
     });
     expect(object.metadata.managedFields).toEqual([expect.objectContaining({ manager: 'asm-wasm-action', operation: 'Apply' })]);
@@ -81,7 +84,10 @@ describe('dry-run, apply, delete', () => {
     const before = await live('hello');
     const result = await run({ mode: 'dry-run', plugin: plugin({ pluginConfig: { header: 'x-hello', value: 'two' } }) });
     expect(result).toMatchObject({ result: 'configured', dryRun: true });
-    expect(result.diff).toContain('-    value: one\n+    value: two');
+    // Which pluginConfig key changed, not its values.
+    expect(result.diff).toContain('-    value: (hidden)\n+    value: (hidden, changed)');
+    expect(result.diff).not.toMatch(/value: (one|two)/);
+    expect(result.pluginConfigChanged).toEqual(['value']);
     const after = await live('hello');
     expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
     expect(after.spec).toEqual(before.spec);
@@ -106,7 +112,7 @@ describe('dry-run, apply, delete', () => {
     expect(result).toMatchObject({ result: 'configured', generation: 3 });
     const spec = (await live('hello')).spec;
     expect(spec.pluginConfig).toBeUndefined();
-    expect(spec.sha256).toBeUndefined();
+    expect(result.pluginConfigChanged).toEqual(['header', 'value']);
   });
 
   it('deletes it, and a second delete is unchanged', async () => {
@@ -119,7 +125,7 @@ describe('dry-run, apply, delete', () => {
 
   it('works with a base64 kubeconfig, a client certificate and another namespace', async () => {
     const kubeconfig = Buffer.from(kube.kubeconfig('deployer', { auth: 'cert' })).toString('base64');
-    const result = await run({ kubeconfig, plugin: plugin({ namespace: 'team-a', selector: { app: 'gw' } }) });
+    const result = await run({ kubeconfig, plugin: plugin({ namespace: 'team-a', selector: { matchLabels: { app: 'gw' } } }) });
     expect(result).toMatchObject({ wasmplugin: 'team-a/hello', result: 'created' });
     expect((await live('hello', 'team-a')).spec.selector).toEqual({ matchLabels: { app: 'gw' } });
   });
@@ -129,7 +135,7 @@ describe('dry-run, apply, delete', () => {
     const masked: string[] = [];
     const result = await run({
       kubeconfig: kube.kubeconfig('admin'),
-      plugin: plugin({ name: 'pulled', namespace: 'team-a' }),
+      plugin: plugin({ name: 'pulled', namespace: 'team-a', imagePullSecret: 'registry-pull' }),
       pullSecret,
       setSecret: (s) => masked.push(s),
     });
@@ -144,11 +150,11 @@ describe('dry-run, apply, delete', () => {
       password: 'robot-password-123',
       auth: Buffer.from('robot:robot-password-123').toString('base64'),
     });
-    const again = await run({ kubeconfig: kube.kubeconfig('admin'), plugin: plugin({ name: 'pulled', namespace: 'team-a' }), pullSecret });
+    const again = await run({ kubeconfig: kube.kubeconfig('admin'), plugin: plugin({ name: 'pulled', namespace: 'team-a', imagePullSecret: 'registry-pull' }), pullSecret });
     expect(again.pullSecret?.result).toBe('unchanged');
     expect(again.result).toBe('unchanged');
     // The deployer may only read secrets.
-    await expect(run({ plugin: plugin({ name: 'pulled', namespace: 'team-a' }), pullSecret })).rejects.toThrow(
+    await expect(run({ plugin: plugin({ name: 'pulled', namespace: 'team-a', imagePullSecret: 'registry-pull' }), pullSecret })).rejects.toThrow(
       'RBAC denied user "deployer" to patch secrets in namespace "team-a" (403 Forbidden)',
     );
   });
@@ -164,8 +170,8 @@ const REFERENCE_CONFIG = {
   denyBody: 'Forbidden by ASM Wasm Plugin, assemblyscript version\n',
 };
 
-function referencePlugin(over: Partial<WasmPluginOptions> = {}): WasmPluginOptions {
-  return {
+function referencePlugin(over: FlatPlugin = {}) {
+  return pluginOf({
     name: 'header-authorization',
     url: URL_V1,
     pluginName: 'header-authorization',
@@ -173,7 +179,7 @@ function referencePlugin(over: Partial<WasmPluginOptions> = {}): WasmPluginOptio
     failStrategy: 'FAIL_CLOSE',
     pluginConfig: REFERENCE_CONFIG,
     ...over,
-  };
+  });
 }
 
 describe('verification against a gateway Envoy, and rollback', () => {
@@ -204,12 +210,12 @@ describe('verification against a gateway Envoy, and rollback', () => {
   it('restores the previous object exactly when the new version denies everything', async () => {
     const v1 = referencePlugin({
       name: 'rollme',
-      selector: { app: 'edge', tier: 'public' },
+      selector: { matchLabels: { app: 'edge', tier: 'public' } },
       sha256: DIGEST,
       imagePullPolicy: 'IfNotPresent',
       priority: 7,
       match: [{ mode: 'CLIENT', ports: [{ number: 8080 }, { number: 8443 }] }],
-      vmEnv: [{ name: 'POD_NAME', valueFrom: 'HOST' }, { name: 'GREETING', value: 'hi' }],
+      vmConfig: { env: [{ name: 'POD_NAME', valueFrom: 'HOST' }, { name: 'GREETING', value: 'hi' }] },
       pluginConfig: { ...REFERENCE_CONFIG, nested: { list: [1, 'two', null], deep: { on: true } } },
       type: 'HTTP',
       labels: { team: 'edge' },
@@ -266,6 +272,69 @@ describe('verification against a gateway Envoy, and rollback', () => {
     expect(await live('newbad')).toBeNull();
   });
 
+  // Two runs race: A applies, B applies a newer digest while A verifies, A's
+  // verification fails. A's rollback must not put the old version back over
+  // B's: it writes only while the object is still what A applied.
+  async function race(name: string, baseline: boolean) {
+    if (baseline) await run({ plugin: referencePlugin({ name }) });
+    const before = await live(name);
+    let b: Promise<DeployResult> | undefined;
+    const a = run({
+      plugin: referencePlugin({ name, url: URL_V2 }),
+      verify: {
+        url: denyAll.url,
+        cases: CASES,
+        timeoutMs: 4000,
+        intervalMs: 200,
+        // B deploys while A is verifying, after A's first failing attempt.
+        onAttempt: (attempt) => {
+          if (attempt === 1) b = run({ plugin: referencePlugin({ name, url: URL_V3 }) });
+        },
+      },
+    });
+    const failure = (await a.catch((err: unknown) => err)) as DeployVerificationError;
+    expect(b, 'B never ran: A verified in one attempt').toBeDefined();
+    const bResult = await b!;
+    return { before, failure, bResult };
+  }
+
+  it("refuses to restore over another run's newer deploy (optimistic concurrency)", async () => {
+    const { before, failure, bResult } = await race('raced', true);
+    expect(bResult.result).toBe('configured');
+    expect(failure).toBeInstanceOf(DeployVerificationError);
+    expect(failure.result.rollback).toEqual({
+      action: 'restored',
+      ok: false,
+      changedSince: expect.stringMatching(/^someone else changed istio-system\/raced after this run applied it \(resourceVersion \d+ → \d+, generation 2 → 3\)$/),
+    });
+    expect(failure.message).toMatch(/; not rolled back: someone else changed istio-system\/raced after this run applied it .*; their version was left as it is$/);
+    expect(formatDeploySummary(failure.result)).toContain('**Not rolled back**: someone else changed istio-system/raced');
+    const after = await live('raced');
+    expect(after.spec.url).toBe(URL_V3);
+    expect(after.metadata.resourceVersion).toBe(bResult.object!.metadata.resourceVersion);
+    expect(after.metadata.uid).toBe(before.metadata.uid);
+  });
+
+  it("refuses to delete what it created once another run deployed over it", async () => {
+    const { before, failure, bResult } = await race('raced-new', false);
+    expect(before).toBeNull();
+    expect(bResult.result).toBe('configured');
+    expect(failure.result.rollback).toMatchObject({ action: 'deleted', ok: false, changedSince: expect.stringContaining('someone else changed istio-system/raced-new') });
+    expect((await live('raced-new')).spec.url).toBe(URL_V3);
+  });
+
+  it('never prints a pluginConfig value in the log, the diff or the summary', async () => {
+    const secretA = 'shared-secret-a-4711';
+    const secretB = 'shared-secret-b-0815';
+    logs.length = 0;
+    await run({ plugin: plugin({ name: 'secretive', pluginConfig: { header: 'x-token', value: secretA } }) });
+    const change = await run({ mode: 'dry-run', plugin: plugin({ name: 'secretive', pluginConfig: { header: 'x-token', value: secretB } }) });
+    const printed = [...logs, change.diff, formatDeploySummary(change)].join('\n');
+    expect(change.pluginConfigChanged).toEqual(['value']);
+    expect(printed).toContain('pluginConfig keys changed: value (values are not shown)');
+    for (const secret of [secretA, secretB]) expect(printed).not.toContain(secret);
+  });
+
   it('fails without touching anything when an unchanged plugin does not verify', async () => {
     const before = await live('header-authorization');
     await expect(
@@ -307,7 +376,7 @@ describe('verification against a gateway Envoy, and rollback', () => {
 
     it('rolls back when no gateway pod matches', async () => {
       const attempt = run({
-        plugin: referencePlugin({ name: 'nopods', selector: { istio: 'eastwestgateway' } }),
+        plugin: referencePlugin({ name: 'nopods', selector: { matchLabels: { istio: 'eastwestgateway' } } }),
         verify: { url: good.url, cases: CASES, timeoutMs: 5000, intervalMs: 200 },
         gateway: { kubeconfig: kube.kubeconfig('deployer') },
       });

@@ -1,8 +1,10 @@
 // The deploy stage as the action and CLI run it, end to end: build, local
 // Envoy test, push to a real registry, then the WasmPlugin against a real API
 // server, pinned to the pushed digest, with wasmplugin.yaml's settings.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { makePlugin, runCli } from '../../helpers/cli.js';
+import { makePlugin, runCli, tempDir } from '../../helpers/cli.js';
 import { requireTools, startRegistry, type TestRegistry } from '../../infra/registry.js';
 import { kubeStartTimeout, startKube, type Kube } from '../../infra/kube.js';
 
@@ -46,20 +48,48 @@ describe('the deploy stage in the pipeline', () => {
     expect(again.json!.outputs.result).toBe('unchanged');
   });
 
-  it('dry-runs a changed configuration: shows the diff and changes nothing', async () => {
+  it('dry-runs a changed configuration: shows which pluginConfig keys change, never their values, and changes nothing', async () => {
     const plugin = makePlugin();
     const before = await kube.request('admin', 'GET', '/apis/extensions.istio.io/v1alpha1/namespaces/istio-system/wasmplugins/header-authorization');
+    const summary = path.join(tempDir('summary'), 'summary.md');
+    fs.writeFileSync(summary, '');
     const run = await runCli(
-      ['run', '--plugin-dir', plugin, '--image', `${registry.host}/mesh/header-authorization`, '--no-test', '--plugin-config', '{"header": "x-api-key", "value": "s3cret"}',
+      ['run', '--plugin-dir', plugin, '--image', `${registry.host}/mesh/header-authorization`, '--no-test', '--plugin-config', '{"header": "x-api-key", "value": "s3cret-4711"}',
         '--deploy', 'true', '--deploy-mode', 'dry-run', '--kubeconfig', kube.kubeconfig('deployer'), '--json'],
-      env,
+      { ...env, GITHUB_STEP_SUMMARY: summary },
     );
     expect(run.json!.error).toBeUndefined();
     expect(run.json!.outputs.result).toBe('configured');
-    expect(run.json!.results.deploy.diff).toMatch(/-\s+header: allow/);
-    expect(run.json!.results.deploy.diff).toMatch(/\+\s+header: x-api-key/);
+    const diff = run.json!.results.deploy.diff;
+    expect(diff).toContain('-    denyBody: (hidden)');
+    expect(diff).toContain('+    header: (hidden, changed)');
+    expect(diff).toContain('+    value: (hidden, changed)');
+    expect(run.json!.results.deploy.pluginConfigChanged).toEqual(['denyBody', 'denyStatus', 'header', 'value']);
+    const written = fs.readFileSync(summary, 'utf8');
+    expect(written).toContain('pluginConfig keys changed: `denyBody`, `denyStatus`, `header`, `value` (values are not shown)');
+    // Neither the new secret nor the live one, anywhere a person reads.
+    for (const text of [run.stdout, run.stderr, written]) {
+      expect(text).not.toContain('s3cret-4711');
+      expect(text).not.toContain('x-api-key');
+      expect(text).not.toMatch(/value: "?true"?/);
+    }
     const after = await kube.request('admin', 'GET', '/apis/extensions.istio.io/v1alpha1/namespaces/istio-system/wasmplugins/header-authorization');
     expect((after.body as any).metadata.resourceVersion).toBe((before.body as any).metadata.resourceVersion);
+  });
+
+  it('refuses a misspelt wasmplugin.yaml before anything is built or sent', async () => {
+    const plugin = makePlugin();
+    const file = path.join(plugin, 'wasmplugin.yaml');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('  selector:', '  seletor:'));
+    const run = await runCli(
+      ['run', '--plugin-dir', plugin, '--name', 'misspelt', '--image', `${registry.host}/mesh/misspelt`, '--deploy', 'true', '--kubeconfig', kube.kubeconfig('deployer')],
+      env,
+    );
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/wasmplugin\.yaml:\d+: spec\.seletor: not a WasmPlugin field; did you mean spec\.selector\?/);
+    expect(fs.existsSync(path.join(plugin, 'build'))).toBe(false);
+    const live = await kube.request('admin', 'GET', '/apis/extensions.istio.io/v1alpha1/namespaces/istio-system/wasmplugins/misspelt');
+    expect(live.status).toBe(404);
   });
 
   it('refuses to deploy an OCI layout, which no gateway can fetch', async () => {

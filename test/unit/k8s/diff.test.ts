@@ -32,22 +32,47 @@ describe('diffObjects', () => {
 
   it('shows a changed field as - and + with context', () => {
     const next = structuredClone(live);
-    next.spec.pluginConfig.value = 'two';
+    next.spec.failStrategy = 'FAIL_CLOSE';
     expect(diffObjects(live, next)).toBe(
       [
         '--- live',
         '+++ new',
-        '@@ -5,7 +5,7 @@',
+        '@@ -2,7 +2,7 @@',
+        '   labels:',
+        '     app: p',
+        ' spec:',
+        '-  failStrategy: FAIL_OPEN',
+        '+  failStrategy: FAIL_CLOSE',
+        '   pluginConfig:',
+        '     header: (hidden)',
+        '     value: (hidden)',
+      ].join('\n'),
+    );
+    expect(sameContent(live, next)).toBe(false);
+  });
+
+  it('shows which pluginConfig keys changed, never their values', () => {
+    const next = structuredClone(live);
+    next.spec.pluginConfig = { header: 'x-hello', value: 'hunter2-new-secret', extra: 'added-secret' } as typeof live.spec.pluginConfig;
+    const diff = diffObjects(live, next);
+    expect(diff).toBe(
+      [
+        '--- live',
+        '+++ new',
+        '@@ -4,8 +4,9 @@',
+        ' spec:',
         '   failStrategy: FAIL_OPEN',
         '   pluginConfig:',
-        '     header: x-hello',
-        '-    value: one',
-        '+    value: two',
+        '+    extra: (hidden)',
+        '     header: (hidden)',
+        '-    value: (hidden)',
+        '+    value: (hidden, changed)',
         '   selector:',
         '     matchLabels:',
         '       istio: ingressgateway',
       ].join('\n'),
     );
+    for (const secret of ['one', 'x-hello', 'hunter2', 'added-secret']) expect(diff).not.toContain(secret);
     expect(sameContent(live, next)).toBe(false);
   });
 

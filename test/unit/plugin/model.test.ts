@@ -1,20 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/errors.js';
 import {
+  changedPluginConfigKeys,
   describeSha256,
-  renderWasmPlugin,
+  filterSettings,
+  pluginConfigJson,
   urlDigest,
   validateWasmPlugin,
+  withPluginConfigHidden,
   type WasmPlugin,
-  type WasmPluginOptions,
-} from '../../../src/k8s/wasmplugin.js';
+} from '../../../src/plugin/model.js';
+import { pluginOf, type FlatPlugin } from '../../helpers/plugin.js';
 
 const DIGEST = 'b'.repeat(64);
-const base: WasmPluginOptions = { name: 'hello', url: `oci://registry.example.com/ns/hello@sha256:${DIGEST}`, failStrategy: 'FAIL_OPEN' };
+const base: FlatPlugin = { name: 'hello', url: `oci://registry.example.com/ns/hello@sha256:${DIGEST}`, failStrategy: 'FAIL_OPEN', pluginName: 'hello' };
 
-function errorsOf(options: Partial<WasmPluginOptions>): string[] {
+/** Every validation error of the base plugin with `options` over it (through the resolver, as the stages do). */
+function errorsOf(options: Record<string, unknown>): string[] {
   try {
-    renderWasmPlugin({ ...base, ...options });
+    pluginOf({ ...base, ...options } as FlatPlugin);
   } catch (err) {
     expect(err).toBeInstanceOf(UserError);
     return ((err as UserError).details ?? '').split('\n');
@@ -26,77 +30,9 @@ function validate(spec: Record<string, unknown>, meta = { name: 'p', namespace: 
   return validateWasmPlugin({ apiVersion: 'extensions.istio.io/v1alpha1', kind: 'WasmPlugin', metadata: meta, spec } as unknown as WasmPlugin);
 }
 
-describe('renderWasmPlugin', () => {
-  it('renders the defaults: istio-system, the ingress gateway selector', () => {
-    expect(renderWasmPlugin(base)).toEqual({
-      apiVersion: 'extensions.istio.io/v1alpha1',
-      kind: 'WasmPlugin',
-      metadata: { name: 'hello', namespace: 'istio-system' },
-      spec: {
-        selector: { matchLabels: { istio: 'ingressgateway' } },
-        url: base.url,
-        failStrategy: 'FAIL_OPEN',
-      },
-    });
-  });
-
-  it('renders every field', () => {
-    const plugin = renderWasmPlugin({
-      ...base,
-      namespace: 'gateways',
-      selector: { app: 'gw' },
-      sha256: DIGEST,
-      pluginName: 'hello_root',
-      imagePullPolicy: 'IfNotPresent',
-      imagePullSecret: 'registry-pull',
-      phase: 'AUTHZ',
-      priority: 0,
-      match: [{ mode: 'CLIENT', ports: [{ number: 80 }, { number: 443 }] }],
-      pluginConfig: { header: 'x-hello' },
-      vmEnv: [{ name: 'POD_NAME', valueFrom: 'HOST' }, { name: 'GREETING', value: 'hi' }],
-      type: 'HTTP',
-      labels: { 'app.kubernetes.io/managed-by': 'asm-wasm-action' },
-      annotations: { 'example.com/commit': 'abc' },
-    });
-    expect(plugin.metadata).toEqual({
-      name: 'hello',
-      namespace: 'gateways',
-      labels: { 'app.kubernetes.io/managed-by': 'asm-wasm-action' },
-      annotations: { 'example.com/commit': 'abc' },
-    });
-    expect(plugin.spec).toEqual({
-      selector: { matchLabels: { app: 'gw' } },
-      url: base.url,
-      sha256: DIGEST,
-      imagePullPolicy: 'IfNotPresent',
-      imagePullSecret: 'registry-pull',
-      pluginConfig: { header: 'x-hello' },
-      pluginName: 'hello_root',
-      phase: 'AUTHZ',
-      priority: 0,
-      failStrategy: 'FAIL_OPEN',
-      vmConfig: { env: [{ name: 'POD_NAME', valueFrom: 'HOST' }, { name: 'GREETING', value: 'hi' }] },
-      match: [{ mode: 'CLIENT', ports: [{ number: 80 }, { number: 443 }] }],
-      type: 'HTTP',
-    });
-  });
-
-  it('uses targetRefs instead of the default selector', () => {
-    const plugin = renderWasmPlugin({ ...base, targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }] });
-    expect(plugin.spec.selector).toBeUndefined();
-    expect(plugin.spec.targetRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }]);
-  });
-
-  it('is pure: the options are not changed and the output shares nothing with them', () => {
-    const options: WasmPluginOptions = { ...base, selector: { app: 'gw' }, pluginConfig: { a: 1 } };
-    const copy = structuredClone(options);
-    const plugin = renderWasmPlugin(options);
-    plugin.spec.selector!.matchLabels.app = 'changed';
-    expect(options).toEqual(copy);
-  });
-
+describe('validateWasmPlugin (through resolvePlugin)', () => {
   it('rejects selector and targetRefs together', () => {
-    expect(errorsOf({ selector: { app: 'gw' }, targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }] })).toEqual([
+    expect(errorsOf({ selector: { matchLabels: { app: 'gw' } }, targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }] })).toEqual([
       'spec.targetRefs: only one of selector or targetRefs can be set (both spec.selector and spec.targetRefs are)',
     ]);
   });
@@ -105,6 +41,9 @@ describe('renderWasmPlugin', () => {
     const refs = Array.from({ length: 17 }, (_, i) => ({ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: `gw${i}` }));
     expect(errorsOf({ targetRefs: refs })).toEqual(['spec.targetRefs: has 17 entries; at most 16 are allowed']);
     expect(errorsOf({ targetRefs: [{ kind: '', name: 'x' }] })).toEqual(['spec.targetRefs[0].kind: is required']);
+    expect(errorsOf({ targetRef: { kind: 'Gateway', name: 'x', nmae: 'y' } as never })).toEqual([
+      'spec.targetRef.nmae: is not a targetRef field (group, kind, name, namespace)',
+    ]);
     expect(errorsOf({ targetRefs: [{ group: 'Bad_Group', kind: 'Gateway', name: 'x' }] })).toEqual([
       'spec.targetRefs[0].group: "Bad_Group" is not an API group',
     ]);
@@ -124,7 +63,7 @@ describe('renderWasmPlugin', () => {
     expect(errorsOf({ url: 'ftp://example.com/p.wasm' })).toEqual([
       'spec.url: scheme "ftp://" is not supported: use oci://, http://, https:// or file://',
     ]);
-    expect(errorsOf({ url: '' })).toEqual(['spec.url: is required (oci://…, https://… or file://…)']);
+    expect(errorsOf({ url: undefined })).toEqual(['spec.url: is required (oci://…, https://… or file://…)']);
     expect(errorsOf({ url: 'registry.example.com/hello:v1' })).toEqual([]);
   });
 
@@ -151,12 +90,14 @@ describe('renderWasmPlugin', () => {
   it('checks vmConfig.env', () => {
     expect(
       errorsOf({
-        vmEnv: [
-          { name: 'POD', valueFrom: 'HOST', value: 'x' },
-          { name: '1BAD' },
-          { name: 'A', value: 'v'.repeat(2049) },
-          { name: 'A', valueFrom: 'FILE' },
-        ],
+        vmConfig: {
+          env: [
+            { name: 'POD', valueFrom: 'HOST', value: 'x' },
+            { name: '1BAD' },
+            { name: 'A', value: 'v'.repeat(2049) },
+            { name: 'A', valueFrom: 'FILE' as never },
+          ],
+        },
       }),
     ).toEqual([
       "spec.vmConfig.env[0].value: may only be set when valueFrom is INLINE (HOST reads the proxy's own variable)",
@@ -166,7 +107,7 @@ describe('renderWasmPlugin', () => {
       'spec.vmConfig.env[3].valueFrom: "FILE" is not one of INLINE, HOST',
     ]);
     const many = Array.from({ length: 257 }, (_, i) => ({ name: `V${i}`, value: 'x' }));
-    expect(errorsOf({ vmEnv: many })).toEqual(['spec.vmConfig.env: has 257 entries; at most 256 are allowed']);
+    expect(errorsOf({ vmConfig: { env: many } })).toEqual(['spec.vmConfig.env: has 257 entries; at most 256 are allowed']);
   });
 
   it('checks names, labels, priority, pluginName and the pull secret name', () => {
@@ -174,7 +115,7 @@ describe('renderWasmPlugin', () => {
       'metadata.name: "Hello_World" is not a valid name: lower-case letters, digits, \'-\' and \'.\', starting and ending with a letter or digit, at most 253 characters',
       'metadata.namespace: "Istio-System" is not a valid namespace: lower-case letters, digits and \'-\', at most 63 characters',
     ]);
-    expect(errorsOf({ selector: { 'istio*': 'ingress*' } })).toEqual([
+    expect(errorsOf({ selector: { matchLabels: { 'istio*': 'ingress*' } } })).toEqual([
       'spec.selector.matchLabels["istio*"]: wildcards are not allowed in label keys',
       'spec.selector.matchLabels["istio*"]: "istio*" is not a valid label key',
       'spec.selector.matchLabels["istio*"]: wildcards are not allowed in label values',
@@ -188,7 +129,7 @@ describe('renderWasmPlugin', () => {
 
   it('puts the first problem in the message and all of them in the details', () => {
     try {
-      renderWasmPlugin({ ...base, phase: 'LATE', type: 'UDP' });
+      pluginOf({ ...base, phase: 'LATE' as never, type: 'UDP' as never });
       expect.unreachable();
     } catch (err) {
       expect((err as UserError).message).toBe(
@@ -235,3 +176,56 @@ describe('sha256 helpers', () => {
   });
 });
 
+
+describe('filterSettings: the Envoy filter istiod makes of the WasmPlugin', () => {
+  it('takes name, namespace, root_id, configuration, failStrategy and vmConfig.env from the object', () => {
+    const plugin = pluginOf({
+      ...base,
+      namespace: 'gateways',
+      pluginConfig: { value: 'true', header: 'allow' },
+      vmConfig: { env: [{ name: 'POD_NAME', valueFrom: 'HOST' }, { name: 'GREETING', value: 'hi' }, { name: 'EMPTY', valueFrom: 'INLINE' }] },
+    }).object;
+    expect(filterSettings(plugin)).toEqual({
+      name: 'hello',
+      namespace: 'gateways',
+      rootId: 'hello',
+      configuration: '{"header":"allow","value":"true"}',
+      failStrategy: 'FAIL_OPEN',
+      env: { GREETING: 'hi', EMPTY: '' },
+      hostEnvKeys: ['POD_NAME'],
+    });
+  });
+
+  it("uses Istio's FAIL_CLOSE when the WasmPlugin sets no failStrategy", () => {
+    expect(filterSettings(pluginOf({ ...base, failStrategy: undefined }).object).failStrategy).toBe('FAIL_CLOSE');
+  });
+});
+
+describe('pluginConfigJson (istiod marshals the Struct with sorted keys, no spaces)', () => {
+  it('sorts keys at every level', () => {
+    expect(pluginConfigJson({ value: 'true', header: 'allow', nested: { b: 1, a: [{ d: 1, c: 2 }] } })).toBe(
+      '{"header":"allow","nested":{"a":[{"c":2,"d":1}],"b":1},"value":"true"}',
+    );
+  });
+
+  it('gives no configuration for an empty pluginConfig', () => {
+    expect(pluginConfigJson({})).toBeUndefined();
+    expect(pluginConfigJson(undefined)).toBeUndefined();
+  });
+});
+
+describe('pluginConfig values are never shown', () => {
+  it('hides every pluginConfig in a result, keeping its keys', () => {
+    const results = { deploy: { object: { spec: { url: 'u', pluginConfig: { value: 'hunter2', nested: { deep: 'x' } } } }, previous: null } };
+    const shown = withPluginConfigHidden(results);
+    expect(shown).toEqual({ deploy: { object: { spec: { url: 'u', pluginConfig: { value: '(hidden)', nested: '(hidden)' } } }, previous: null } });
+    expect(JSON.stringify(shown)).not.toContain('hunter2');
+    expect(results.deploy.object.spec.pluginConfig.value).toBe('hunter2');
+  });
+
+  it('names the keys that were added, removed or changed', () => {
+    expect(changedPluginConfigKeys({ a: 1, b: { x: 1, y: 2 }, c: 3 }, { a: 2, b: { y: 2, x: 1 }, d: 4 })).toEqual(['a', 'c', 'd']);
+    expect(changedPluginConfigKeys(undefined, { a: 1 })).toEqual(['a']);
+    expect(changedPluginConfigKeys({ a: 1 }, { a: 1 })).toEqual([]);
+  });
+});
