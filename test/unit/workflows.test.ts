@@ -1,7 +1,7 @@
 // The workflows users copy are product: an input name, an output that is
 // never set or a secret that reaches a fork is a bug they meet in production.
 // These tests read the YAML the way GitHub does and check the wiring.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -12,7 +12,10 @@ const WORKFLOWS = [
   ...fs.readdirSync(path.join(ROOT, '.github/workflows')).map((f) => path.join('.github/workflows', f)),
   ...fs.readdirSync(path.join(ROOT, 'examples/workflows')).map((f) => path.join('examples/workflows', f)),
 ].filter((f) => f.endsWith('.yml'));
-const ACTION_REF = /^(org\/asm-wasm-action@v1|\.\/)$/;
+// The action by its published tag (what users write), `./` in this repository,
+// and `./.asm-wasm-action`: the reusable workflow's checkout of its own commit.
+const ACTION_REF = /^(org\/asm-wasm-action@v1|\.\/|\.\/\.asm-wasm-action)$/;
+const SELF_DIR = '.asm-wasm-action';
 const REUSABLE_REF = 'org/asm-wasm-action/.github/workflows/wasm-plugin.yml@v1';
 
 type Obj = Record<string, any>;
@@ -28,6 +31,11 @@ function expressions(value: unknown): string[] {
   return [];
 }
 
+/** Whether a value reads a secret by a computed name (`secrets[...]`). */
+function readsSecretByName(value: unknown): boolean {
+  return expressions(value).some((e) => /\bsecrets\[/.test(e));
+}
+
 /** Names used as `<context>.name` in expressions (and bare `if:` conditions). */
 function references(value: unknown, context: string, bareIf?: string): string[] {
   const exprs = [...expressions(value), ...(bareIf ? [bareIf] : [])];
@@ -40,7 +48,11 @@ describe('actionlint', () => {
     const bin = process.env.ACTIONLINT;
     expect(bin, 'ACTIONLINT is not set: run the tests with `npm test`, which builds actionlint').toBeTruthy();
     expect(fs.existsSync(bin!), `${bin} does not exist`).toBe(true);
-    const out = execFileSync(bin!, ['-no-color', ...WORKFLOWS], { cwd: ROOT, encoding: 'utf8' });
+    // actionlint 1.7.12 does not know the job context's workflow_sha and
+    // workflow_repository (documented in GitHub's contexts reference); only
+    // those two reports are ignored, and only for the job context.
+    const ignore = 'property "workflow_(sha|repository)" is not defined in object type \\{check_run_id';
+    const out = execFileSync(bin!, ['-no-color', '-ignore', ignore, ...WORKFLOWS], { cwd: ROOT, encoding: 'utf8' });
     expect(out).toBe('');
   });
 });
@@ -126,6 +138,8 @@ describe.each(WORKFLOWS)('%s', (file) => {
     for (const [jobName, job] of jobs) {
       if (job.uses !== REUSABLE_REF) continue;
       for (const key of Object.keys(job.with ?? {})) expect(Object.keys(reusable.on.workflow_call.inputs), `${jobName}: with.${key}`).toContain(key);
+      if (job.secrets === 'inherit') continue;
+      expect(typeof (job.secrets ?? {}), `${jobName}: secrets is inherit or a map`).toBe('object');
       for (const key of Object.keys(job.secrets ?? {})) expect(Object.keys(reusable.on.workflow_call.secrets), `${jobName}: secrets.${key}`).toContain(key);
     }
   });
@@ -145,7 +159,7 @@ describe('a pull request from a fork reaches no secret and no push', () => {
 
   it('every job that reads a secret or pushes is guarded', () => {
     for (const [name, job] of jobs) {
-      const usesSecrets = references(job, 'secrets').length > 0;
+      const usesSecrets = references(job, 'secrets').length > 0 || readsSecretByName(job);
       const pushes = (job.steps ?? []).some((s: Obj) => ACTION_REF.test(s.uses ?? '') && s.with?.image);
       const deploys = (job.steps ?? []).some((s: Obj) => s.with?.deploy === 'true');
       if (!usesSecrets && !pushes && !deploys) continue;
@@ -156,6 +170,7 @@ describe('a pull request from a fork reaches no secret and no push', () => {
   it('the job that runs the pull request code holds no secret and cannot write packages', () => {
     const build = reusable.jobs['build-and-test'];
     expect(references(build, 'secrets')).toEqual([]);
+    expect(readsSecretByName(build)).toBe(false);
     expect(build.permissions).toEqual({ contents: 'read' });
     for (const step of build.steps) if (step.uses?.startsWith('actions/checkout@')) expect(step.with?.['persist-credentials']).toBe(false);
   });
@@ -165,5 +180,154 @@ describe('a pull request from a fork reaches no secret and no push', () => {
     expect(deploy.environment).toBe('${{ inputs.environment }}');
     expect(deploy.concurrency.group).toContain('inputs.environment');
     expect(deploy.concurrency['cancel-in-progress']).toBe(false);
+  });
+});
+
+describe('the reusable workflow runs the action from its own commit', () => {
+  const jobs = Object.entries<Obj>(reusable.jobs);
+
+  it('never names the action by a tag or another commit', () => {
+    const text = fs.readFileSync(path.join(ROOT, '.github/workflows/wasm-plugin.yml'), 'utf8');
+    expect(text).not.toMatch(/uses:\s*org\/asm-wasm-action@/);
+    for (const [name, job] of jobs) {
+      for (const step of job.steps ?? []) {
+        if (!ACTION_REF.test(step.uses ?? '')) continue;
+        expect(step.uses, `${name}: ${step.uses}`).toBe(`./${SELF_DIR}`);
+      }
+    }
+  });
+
+  it.each(jobs.filter(([, job]) => (job.steps ?? []).some((s: Obj) => s.uses === `./${SELF_DIR}`)))('%s checks it out at job.workflow_sha first', (name, job) => {
+    const steps: Obj[] = job.steps;
+    const use = steps.findIndex((s) => s.uses === `./${SELF_DIR}`);
+    const self = steps.findIndex((s) => s.uses?.startsWith('actions/checkout@') && s.with?.path === SELF_DIR);
+    expect(self, `${name}: no checkout of the action`).toBeGreaterThanOrEqual(0);
+    expect(self).toBeLessThan(use);
+    expect(steps[self].with).toEqual({
+      repository: '${{ job.workflow_repository }}',
+      ref: '${{ job.workflow_sha }}',
+      path: SELF_DIR,
+      'persist-credentials': false,
+    });
+    // The caller's checkout (the workspace root, which it cleans) comes before,
+    // or it would delete the action's directory.
+    const caller = steps.findIndex((s) => s.uses?.startsWith('actions/checkout@') && !s.with?.path);
+    expect(caller, `${name}: the caller's checkout`).toBeGreaterThanOrEqual(0);
+    expect(caller).toBeLessThan(self);
+    // On a runner with no job.workflow_* (GitHub Enterprise Server), checkout
+    // would take the caller's repository: a step before refuses that.
+    const guard = steps.findIndex((s) => s.env?.WORKFLOW_SHA === '${{ job.workflow_sha }}' && s.env?.WORKFLOW_REPOSITORY === '${{ job.workflow_repository }}');
+    expect(guard, `${name}: no check that job.workflow_sha is set`).toBeGreaterThanOrEqual(0);
+    expect(guard).toBeLessThan(self);
+  });
+
+  it('the check fails when the runner does not say which commit runs', () => {
+    const guard = reusable.jobs['build-and-test'].steps.find((s: Obj) => s.env?.WORKFLOW_SHA);
+    const run = (env: Record<string, string>) => spawnSync('bash', ['-eo', 'pipefail', '-c', guard.run], { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' });
+    expect(run({ WORKFLOW_REPOSITORY: 'org/asm-wasm-action', WORKFLOW_SHA: '' }).status).not.toBe(0);
+    expect(run({ WORKFLOW_REPOSITORY: '', WORKFLOW_SHA: 'a'.repeat(40) }).status).not.toBe(0);
+    expect(run({ WORKFLOW_REPOSITORY: 'org/asm-wasm-action', WORKFLOW_SHA: 'a'.repeat(40) }).status).toBe(0);
+  });
+});
+
+describe('the deploy job reads its kubeconfig and gateway URL in its environment', () => {
+  const call = reusable.on.workflow_call;
+  const deploy = reusable.jobs.deploy;
+  const action = deploy.steps.find((s: Obj) => s.uses === `./${SELF_DIR}`);
+  const guardIndex = deploy.steps.findIndex((s: Obj) => s.env?.ALLOW_UNVERIFIED);
+  const guard = deploy.steps[guardIndex];
+
+  it('by documented names, overridable by inputs', () => {
+    expect(call.inputs['kubeconfig-secret'].default).toBe('ASM_KUBECONFIG');
+    expect(call.inputs['cluster-kubeconfig-secret'].default).toBe('CLUSTER_KUBECONFIG');
+    expect(call.inputs['gateway-url-variable'].default).toBe('GATEWAY_URL');
+    // Declared, so a caller can map them by name (which works for a secret
+    // stored only in the environment); the environment's value wins.
+    expect(Object.keys(call.secrets)).toEqual(expect.arrayContaining(['ASM_KUBECONFIG', 'CLUSTER_KUBECONFIG']));
+    expect(action.with.kubeconfig).toBe('${{ secrets[inputs.kubeconfig-secret] }}');
+    expect(action.with['cluster-kubeconfig']).toBe('${{ secrets[inputs.cluster-kubeconfig-secret] }}');
+    expect(action.with['verify-url']).toBe('${{ inputs.verify-url || vars[inputs.gateway-url-variable] }}');
+  });
+
+  it('takes no kubeconfig a caller job outside the environment would pass', () => {
+    expect(Object.keys(call.secrets)).not.toContain('kubeconfig');
+    expect(Object.keys(call.secrets)).not.toContain('cluster-kubeconfig');
+    for (const [name, job] of Object.entries<Obj>(reusable.jobs)) {
+      if (name === 'deploy') continue;
+      expect(JSON.stringify(job), name).not.toMatch(/KUBECONFIG|kubeconfig/);
+    }
+  });
+
+  it('checks before anything changes, with the values the action gets', () => {
+    expect(guardIndex).toBeGreaterThanOrEqual(0);
+    expect(guardIndex).toBeLessThan(deploy.steps.indexOf(action));
+    expect(guard.env.VERIFY_URL).toBe(action.with['verify-url']);
+    expect(guard.env.HAS_KUBECONFIG).toBe(action.with.kubeconfig.replace(/ \}\}$/, " != '' }}"));
+    expect(guard.env.DEPLOY_MODE).toBe(action.with['deploy-mode']);
+    expect(guard.env.ENVIRONMENT).toBe(deploy.environment);
+    expect(guard.env.ALLOW_UNVERIFIED).toBe('${{ inputs.allow-unverified }}');
+    expect(call.inputs['allow-unverified']).toMatchObject({ type: 'boolean', default: false });
+  });
+
+  const check = (env: Record<string, string>) => {
+    const base = { DEPLOY_MODE: 'apply', ENVIRONMENT: 'production', KUBECONFIG_SECRET: 'ASM_KUBECONFIG', HAS_KUBECONFIG: 'true', GATEWAY_URL_VARIABLE: 'GATEWAY_URL', VERIFY_URL: 'http://gw', ALLOW_UNVERIFIED: 'false' };
+    return spawnSync('bash', ['-eo', 'pipefail', '-c', guard.run], { env: { PATH: process.env.PATH, ...base, ...env }, encoding: 'utf8' });
+  };
+
+  it.each<[string, Record<string, string>, boolean, RegExp?]>([
+    ['an apply in an environment with a kubeconfig and a gateway URL', {}, true],
+    ['an apply with no gateway URL', { VERIFY_URL: '' }, false, /no gateway URL.*GATEWAY_URL.*allow-unverified/],
+    ['an apply with no gateway URL, unverified on purpose', { VERIFY_URL: '', ALLOW_UNVERIFIED: 'true' }, true, /::warning::applying with no verification/],
+    ['an apply with no kubeconfig', { HAS_KUBECONFIG: 'false' }, false, /secret ASM_KUBECONFIG is empty.*secrets: inherit/],
+    ['an apply outside any environment', { ENVIRONMENT: '' }, false, /needs an environment/],
+    ['a delete outside any environment', { DEPLOY_MODE: 'delete', ENVIRONMENT: '' }, false, /needs an environment/],
+    ['a delete with no gateway URL', { DEPLOY_MODE: 'delete', VERIFY_URL: '' }, true],
+    ['a dry run outside any environment, with no gateway URL', { DEPLOY_MODE: 'dry-run', ENVIRONMENT: '', VERIFY_URL: '' }, true],
+    ['a dry run with no kubeconfig', { DEPLOY_MODE: 'dry-run', HAS_KUBECONFIG: 'false' }, false, /is empty/],
+  ])('%s', (_, env, ok, message) => {
+    const r = check(env);
+    expect(r.status === 0, r.stdout + r.stderr).toBe(ok);
+    if (message) expect(r.stdout).toMatch(message);
+  });
+});
+
+describe('the examples deploy the way that works', () => {
+  const examples = WORKFLOWS.filter((f) => f.startsWith('examples/'));
+
+  it.each(examples)('%s: a call that deploys names the environment and passes its secrets', (file) => {
+    for (const [name, job] of Object.entries<Obj>(load(file).jobs)) {
+      if (job.uses !== REUSABLE_REF) continue;
+      // The calling job cannot read an environment: no vars, and no kubeconfig
+      // mapped from a secret of another name, go through it.
+      expect(references(job.with ?? {}, 'vars'), `${file} ${name}`).toEqual([]);
+      expect(job.with?.['verify-url'], `${file} ${name}`).toBeUndefined();
+      if ((job.with?.['deploy-mode'] ?? 'none') === 'none') continue;
+      expect(job.with?.environment, `${file} ${name}: environment`).toBeTruthy();
+      if (job.secrets !== 'inherit') {
+        for (const [key, value] of Object.entries<string>(job.secrets ?? {})) {
+          if (/KUBECONFIG/i.test(key)) expect(value, `${file} ${name}: ${key} is passed by its own name`).toBe(`\${{ secrets.${key} }}`);
+        }
+        expect(Object.keys(job.secrets ?? {}), `${file} ${name}: the kubeconfig is passed`).toContain('ASM_KUBECONFIG');
+      }
+    }
+  });
+
+  it.each(examples)('%s: a job that deploys itself runs in an environment, one region after the other, stopping at the first failure', (file) => {
+    for (const [name, job] of Object.entries<Obj>(load(file).jobs)) {
+      const deploys = (job.steps ?? []).some((s: Obj) => ACTION_REF.test(s.uses ?? '') && s.with?.deploy === 'true');
+      if (!deploys) continue;
+      expect(job.environment, `${file} ${name}`).toBeTruthy();
+      if (job.strategy?.matrix) {
+        expect(job.strategy['max-parallel'], `${file} ${name}: one region at a time`).toBe(1);
+        expect(job.strategy['fail-fast'] ?? true, `${file} ${name}: stop at the first failed region`).toBe(true);
+      }
+      const step = job.steps.find((s: Obj) => s.with?.deploy === 'true');
+      if (step.with['deploy-mode'] === 'apply' || step.with['deploy-mode'] === undefined) {
+        // An apply with no gateway URL would not verify or roll back: a step before it refuses that.
+        const check = job.steps.findIndex((s: Obj) => s.run && Object.values(s.env ?? {}).includes(step.with['verify-url']));
+        expect(check, `${file} ${name}: no check that the gateway URL is set`).toBeGreaterThanOrEqual(0);
+        expect(check).toBeLessThan(job.steps.indexOf(step));
+      }
+    }
   });
 });
