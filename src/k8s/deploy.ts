@@ -443,6 +443,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
       ...options.verify,
       plugin: options.verify.plugin ?? object,
       baseline: options.verify.baseline ?? verifyBaseline,
+      unchanged: result.result === 'unchanged',
       log: options.verify.log ?? log,
       onAttempt: (attempt, cases) => {
         const failing = cases.filter((c) => !c.passed).length;

@@ -1,8 +1,28 @@
 // Verification after an apply: send HTTP cases to the gateway until they all
 // pass (the new plugin is answering) or the time is up.
+//
+// With Istio's signals (the gateway Envoy's admin interface, the Istio
+// agent's status port), the cases are judged only once the gateway runs THIS
+// apply (its Wasm filter has the applied module sha256, pluginConfig, root id
+// and failure policy), and a module the agent could not fetch fails at once,
+// in Istio's words, instead of when the time runs out: also under FAIL_OPEN,
+// where the gateway lets every request through and the cases may pass.
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { compareResponse, type CaseExpect } from '../test/cases.js';
+import {
+  describeFilter,
+  expectedModuleSha256,
+  failureDeltas,
+  fallbackProblem,
+  filterDifferences,
+  readAgentMetrics,
+  readGatewayFilter,
+  type AgentWasmMetrics,
+  type GatewayFilter,
+  type IstioEndpoints,
+} from './istio.js';
+import type { WasmPlugin } from './wasmplugin.js';
 
 /**
  * One case of the plugin's tests.yaml (the same cases the local Envoy test
@@ -37,6 +57,35 @@ export interface VerifyOptions {
   insecure?: boolean;
   /** Called after each round that did not pass, e.g. to log progress. */
   onAttempt?: (attempt: number, report: VerifyCaseResult[]) => void;
+  /** Where to read Istio's signals on the gateway; without it only the HTTP cases are judged. */
+  istio?: IstioEndpoints;
+  /** The WasmPlugin as applied: what the gateway must run before the cases are judged. */
+  plugin?: WasmPlugin;
+  /** Istio's signals read before the apply (istioBaseline), to tell new failures from old ones. */
+  baseline?: IstioBaseline;
+  /** Progress lines about Istio's signals. */
+  log?: (line: string) => void;
+  /** The apply changed nothing (the gateway has nothing new to take). */
+  unchanged?: boolean;
+}
+
+/** Istio's signals before the apply. */
+export interface IstioBaseline {
+  metrics?: AgentWasmMetrics;
+  filter?: GatewayFilter;
+}
+
+/** What Istio's signals said after the apply. */
+export interface IstioCheck {
+  passed: boolean;
+  /** When the gateway was seen running this apply, in ms after verification started. */
+  liveAfterMs?: number;
+  /** How long the check took. */
+  elapsedMs: number;
+  /** The gateway's filter for this WasmPlugin when the check ended. */
+  filter?: string;
+  problems: string[];
+  notes: string[];
 }
 
 export interface VerifyCaseResult {
@@ -57,6 +106,8 @@ export interface VerifyReport {
   elapsedMs: number;
   /** Results of the last round. */
   cases: VerifyCaseResult[];
+  /** Istio's signals, when `istio` was given. */
+  istio?: IstioCheck;
 }
 
 interface HttpAnswer {
@@ -126,22 +177,140 @@ async function round(options: VerifyOptions, base: URL): Promise<VerifyCaseResul
   );
 }
 
+/** Reads Istio's signals before an apply; never throws (what cannot be read is left out). */
+export async function istioBaseline(istio: IstioEndpoints | undefined, plugin: WasmPlugin): Promise<IstioBaseline | undefined> {
+  if (!istio || (!istio.adminUrl && !istio.statusUrl)) return undefined;
+  const [metrics, filter] = await Promise.all([
+    istio.statusUrl ? readAgentMetrics(istio).catch(() => undefined) : undefined,
+    istio.adminUrl ? readGatewayFilter(istio, plugin.metadata.namespace ?? 'istio-system', plugin.metadata.name).catch(() => undefined) : undefined,
+  ]);
+  return { metrics, filter };
+}
+
+const ISTIO_POLL_MS = 200;
+
+/**
+ * Waits until the gateway runs `plugin` (per its config dump), or fails as
+ * soon as Istio says it will not: the agent could not fetch the module and
+ * put its RBAC fallback in place, or Envoy rejected the new filter.
+ */
+async function checkIstio(options: VerifyOptions, start: number, deadline: number): Promise<IstioCheck> {
+  const istio = options.istio!;
+  const plugin = options.plugin!;
+  const namespace = plugin.metadata.namespace ?? 'istio-system';
+  const name = plugin.metadata.name;
+  const before = options.baseline;
+  const notes: string[] = [];
+  const log = options.log ?? (() => {});
+  let state = 'nothing read yet';
+  let lastError = '';
+  const done = (passed: boolean, problems: string[], filter?: GatewayFilter): IstioCheck => ({
+    passed,
+    elapsedMs: Date.now() - start,
+    ...(passed ? { liveAfterMs: Date.now() - start } : {}),
+    ...(filter ? { filter: describeFilter(filter) } : {}),
+    problems,
+    notes,
+  });
+  if (istio.statusUrl && !before?.metrics) notes.push(`the agent's metrics could not be read before the apply (${istio.statusUrl})`);
+  for (;;) {
+    let deltas: string[] = [];
+    let metrics: AgentWasmMetrics | undefined;
+    if (istio.statusUrl) {
+      try {
+        metrics = await readAgentMetrics(istio);
+        deltas = failureDeltas(before?.metrics, metrics);
+      } catch (err) {
+        lastError = `agent metrics: ${(err as Error).message}`;
+      }
+    }
+    if (istio.adminUrl) {
+      let filter: GatewayFilter | undefined;
+      try {
+        filter = await readGatewayFilter(istio, namespace, name);
+      } catch (err) {
+        lastError = `config dump: ${(err as Error).message}`;
+      }
+      if (filter?.kind === 'wasm') {
+        const diffs = filterDifferences(filter, plugin);
+        // A url that names a tag without sha256: the module file cannot be
+        // told from the previous one, so Envoy must have taken an update of
+        // this filter since the apply.
+        const oldUpdate = before?.filter && 'lastUpdated' in before.filter ? before.filter.lastUpdated : undefined;
+        if (!diffs.length && !expectedModuleSha256(plugin) && !options.unchanged && oldUpdate && filter.lastUpdated === oldUpdate) {
+          diffs.push('no update of this filter since the apply, and the url names no digest to tell the module by');
+        }
+        if (!diffs.length) {
+          log(`  the gateway runs this apply: ${describeFilter(filter)}`);
+          return done(true, [], filter);
+        }
+        const oldRejection = before?.filter && 'rejected' in before.filter ? before.filter.rejected : undefined;
+        if (filter.rejected && filter.rejected !== oldRejection) {
+          return done(false, [`the gateway's Envoy rejected the new filter and keeps the previous one: ${filter.rejected}`], filter);
+        }
+        state = `the gateway still runs the previous configuration (${diffs.join('; ')})`;
+      } else if (filter?.kind === 'fallback') {
+        const old = before?.filter;
+        const fresh = deltas.length > 0 || old?.kind !== 'fallback' || old.lastUpdated !== filter.lastUpdated;
+        if (fresh) return done(false, [fallbackProblem(filter, deltas)], filter);
+        state = `the gateway still runs ${describeFilter(filter)}, from before this apply`;
+      } else if (filter?.kind === 'missing') {
+        state = `the gateway has no filter for WasmPlugin ${namespace}/${name} (does its selector or targetRefs select this gateway?)`;
+      } else if (filter) {
+        state = `the gateway runs ${describeFilter(filter)}`;
+      }
+    } else if (metrics) {
+      if (deltas.length) {
+        return done(false, [`the gateway's Istio agent failed to fetch or convert a Wasm module since the apply: ${deltas.join(', ')}`]);
+      }
+      const conversions = (m?: AgentWasmMetrics) => Object.values(m?.conversion ?? {}).reduce((a, b) => a + b, 0);
+      if (options.unchanged || conversions(metrics) > conversions(before?.metrics)) {
+        notes.push('without the gateway admin URL, the agent converting a Wasm filter is taken as this apply arriving');
+        return done(true, []);
+      }
+      state = 'the gateway\'s Istio agent has not converted a Wasm filter since the apply';
+    }
+    if (Date.now() + ISTIO_POLL_MS > deadline) {
+      return done(false, [`${state}${lastError ? ` (last error: ${lastError})` : ''} after ${((Date.now() - start) / 1000).toFixed(1)}s`]);
+    }
+    await new Promise((resolve) => setTimeout(resolve, ISTIO_POLL_MS));
+  }
+}
+
+/** Rounds to retry failing cases once Istio says the gateway runs this apply, and the pause between them. */
+const ROUNDS_WHEN_LIVE = 3;
+const INTERVAL_WHEN_LIVE_MS = 500;
+
 /**
  * Runs every case against `url` in rounds until a round passes entirely or
  * `timeoutMs` is over. Never throws for failing cases: the report says.
+ * With `istio` and `plugin`, first waits until the gateway runs this apply
+ * (failing at once when Istio says it will not), then gives the cases a few
+ * rounds only.
  */
 export async function verify(options: VerifyOptions): Promise<VerifyReport> {
   const base = new URL(options.url);
   const start = Date.now();
   const deadline = start + (options.timeoutMs ?? 120_000);
-  const interval = options.intervalMs ?? 2000;
+  let interval = options.intervalMs ?? 2000;
+  let istio: IstioCheck | undefined;
+  if (options.istio && options.plugin && (options.istio.adminUrl || options.istio.statusUrl)) {
+    istio = await checkIstio(options, start, deadline);
+    if (!istio.passed) {
+      const gate: VerifyCaseResult = { name: 'Istio: the gateway runs this apply', passed: false, problems: istio.problems };
+      return { passed: false, attempts: 0, elapsedMs: Date.now() - start, cases: [gate], istio };
+    }
+    // The gateway runs this apply: what the cases say now is what they will say.
+    interval = Math.min(interval, INTERVAL_WHEN_LIVE_MS);
+  }
   let attempts = 0;
   for (;;) {
     attempts++;
     const cases = await round(options, base);
     const passed = cases.every((c) => c.passed);
-    if (passed || Date.now() + interval > deadline) {
-      return { passed, attempts, elapsedMs: Date.now() - start, cases };
+    const outOfRounds = istio?.passed && attempts >= ROUNDS_WHEN_LIVE;
+    if (passed || outOfRounds || Date.now() + interval > deadline) {
+      return { passed, attempts, elapsedMs: Date.now() - start, cases, ...(istio ? { istio } : {}) };
     }
     options.onAttempt?.(attempts, cases);
     await new Promise((resolve) => setTimeout(resolve, interval));
@@ -157,9 +326,16 @@ export function formatVerifyReport(report: VerifyReport): string {
         [...c.problems, ...(c.skipped?.length ? [`not checked remotely: ${c.skipped.join(', ')}`] : [])].join('; '),
       )} |`,
   );
+  const istio = report.istio;
+  const istioLine = !istio
+    ? []
+    : istio.passed
+      ? [`Istio: the gateway ran this apply after ${((istio.liveAfterMs ?? 0) / 1000).toFixed(1)}s${istio.filter ? ` (${istio.filter})` : ''}.`, '']
+      : [`Istio: ${istio.problems.join('; ')}`, ''];
   return [
     `Verification ${report.passed ? 'passed' : 'FAILED'} after ${report.attempts} attempt(s), ${(report.elapsedMs / 1000).toFixed(1)}s`,
     '',
+    ...istioLine,
     '| case | result | status | problems |',
     '| --- | --- | --- | --- |',
     ...rows,

@@ -176,7 +176,16 @@ async function waitForRegistry(port: number, tls: boolean, proc: ChildProcess, l
   throw new Error(`docker-registry did not answer on 127.0.0.1:${port} within 15 s:\n${log()}`);
 }
 
-export async function startRegistry(mode: RegistryMode): Promise<TestRegistry> {
+export interface RegistryOptions {
+  /**
+   * The htpasswd realm (tls-basic), sent in `WWW-Authenticate: Basic realm="…"`.
+   * Istio's Wasm image fetcher refuses any challenge whose realm is not an
+   * http(s) URL to a public host, so the Istio tests give a URL here.
+   */
+  realm?: string;
+}
+
+export async function startRegistry(mode: RegistryMode, options: RegistryOptions = {}): Promise<TestRegistry> {
   requireTools();
   const dir = mkdtempSync(join(tmpdir(), `asm-wasm-registry-${mode}-`));
   const storageDir = join(dir, 'storage');
@@ -213,7 +222,7 @@ export async function startRegistry(mode: RegistryMode): Promise<TestRegistry> {
     // -B bcrypt, -i password from stdin, -n print instead of writing a file
     const entry = execFileSync('htpasswd', ['-niB', username!], { input: password, encoding: 'utf8' });
     writeFileSync(htpasswd, entry);
-    lines.push('auth:', '  htpasswd:', '    realm: asm-wasm-test', `    path: ${htpasswd}`);
+    lines.push('auth:', '  htpasswd:', `    realm: ${JSON.stringify(options.realm ?? 'asm-wasm-test')}`, `    path: ${htpasswd}`);
   }
   if (mode === 'token') {
     token = await startTokenService(dir, { [username!]: password! }, 'asm-wasm-test-issuer', 'asm-wasm-test-registry');
