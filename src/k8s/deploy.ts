@@ -262,7 +262,7 @@ function changedSinceApply(applied: WasmPlugin, live: WasmPlugin): string | unde
  * object when there was no previous one, but only while the live object is
  * still the one this run applied (`target.applied`, as the apply returned
  * it). Optimistic concurrency: the write carries the resourceVersion that
- * was checked (a PUT with metadata.resourceVersion, a DELETE with
+ * was checked (a forced server-side apply with metadata.resourceVersion, a DELETE with
  * preconditions), so a change that lands between the check and the write
  * is refused by the API server and looked at again. When another run or a
  * person changed or deleted the object since, nothing is written and
@@ -299,29 +299,36 @@ export async function rollback(
         if (res.status === 409 && attempt < 3) continue;
         throw client.apiError(res, purpose('delete', namespace, name));
       }
-      // Replace (not apply): the whole spec as it was, whoever owns which
-      // field; metadata.resourceVersion (the checked one) makes it conditional.
-      const { managedFields: _managed, ...liveMeta } = live.metadata;
+      // A forced server-side apply of the previous object, by the manager
+      // that applied this run's: it takes back every field this run set and
+      // drops the ones the previous object did not have, and it leaves no
+      // second (Update) entry for our manager that would make the next apply
+      // conflict with ourselves. metadata.resourceVersion (the checked one)
+      // makes it conditional: the API server refuses it with 409 if the
+      // object changed in between.
       const body: WasmPlugin = {
         apiVersion: WASMPLUGIN_API_VERSION,
         kind: 'WasmPlugin',
         metadata: {
-          ...liveMeta,
-          resourceVersion: checked,
           name,
           namespace,
-          labels: previous.metadata.labels,
-          annotations: previous.metadata.annotations,
+          resourceVersion: checked,
+          ...(previous.metadata.labels ? { labels: previous.metadata.labels } : {}),
+          ...(previous.metadata.annotations ? { annotations: previous.metadata.annotations } : {}),
         },
         spec: previous.spec,
       };
-      if (!body.metadata.labels) delete body.metadata.labels;
-      if (!body.metadata.annotations) delete body.metadata.annotations;
-      const res = await client.send({ method: 'PUT', path: pluginPath(namespace, name), query: { fieldManager }, body });
+      const res = await client.send({
+        method: 'PATCH',
+        path: pluginPath(namespace, name),
+        query: { fieldManager, force: true },
+        body,
+        contentType: 'application/apply-patch+yaml',
+      });
       if (res.status === 200 || res.status === 201) return { action, ok: true, generation: res.body?.metadata?.generation };
       // Changed between the check and the write: look again (and refuse if it is no longer ours).
       if (res.status === 409 && attempt < 3) continue;
-      throw client.apiError(res, purpose('update', namespace, name));
+      throw client.apiError(res, purpose('patch', namespace, name));
     }
   } catch (err) {
     return { action, ok: false, error: (err as Error).message };

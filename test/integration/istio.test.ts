@@ -49,13 +49,6 @@ afterAll(async () => {
   await Promise.all([registry?.close(), kube?.stop()]);
 });
 
-/**
- * The failure deploys follow a rollback, which restores the spec with a PUT
- * (an Update by asm-wasm-action, another field manager than its Apply): a
- * later apply that changes a restored field conflicts. Until the rollback
- * restores by apply, these deploys take their fields over.
- */
-const AFTER_ROLLBACK = ['--force-conflicts', 'true'];
 
 function deployArgs(...extra: string[]): string[] {
   return [
@@ -149,7 +142,7 @@ describe('Istio in the loop', () => {
 
   it('a configuration that denies everything fails once the gateway runs it (not against the previous one), and is rolled back', async () => {
     const started = Date.now();
-    const run = await runCli(['deploy', ...AFTER_ROLLBACK, ...deployArgs('--url', good.url, '--plugin-config', '{"header": "allow", "value": "never-sent"}')], env);
+    const run = await runCli(['deploy', ...deployArgs('--url', good.url, '--plugin-config', '{"header": "allow", "value": "never-sent"}')], env);
     timings.denyAllDeployMs = Date.now() - started;
     expect(run.code).toBe(1);
     expect(run.json!.error).toMatch(/verification of istio-system\/header-authorization failed/);
@@ -163,7 +156,7 @@ describe('Istio in the loop', () => {
 
   it('an image the gateway cannot fetch under FAIL_CLOSE fails at once, in Istio\'s words, and is rolled back', async () => {
     const started = Date.now();
-    const run = await runCli(['deploy', ...AFTER_ROLLBACK, ...deployArgs('--url', `oci://${registry.host}/mesh/header-authorization:no-such-tag`)], env);
+    const run = await runCli(['deploy', ...deployArgs('--url', `oci://${registry.host}/mesh/header-authorization:no-such-tag`)], env);
     timings.failCloseDeployMs = Date.now() - started;
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/could not fetch the Wasm module and applied deny RBAC filter "wasm-default-deny"/);
@@ -182,7 +175,7 @@ describe('Istio in the loop', () => {
     fs.writeFileSync(tests, YAML.stringify({ cases: [{ name: 'allowed', request: { path: '/status/418', headers: { allow: 'true' } }, expect: { status: 418 } }] }));
     const started = Date.now();
     const run = await runCli(
-      ['deploy', ...AFTER_ROLLBACK, ...deployArgs('--tests', tests, '--fail-strategy', 'FAIL_OPEN', '--url', `oci://127.0.0.1:9/mesh/unreachable@sha256:${'1'.repeat(64)}`)],
+      ['deploy', ...deployArgs('--tests', tests, '--fail-strategy', 'FAIL_OPEN', '--url', `oci://127.0.0.1:9/mesh/unreachable@sha256:${'1'.repeat(64)}`)],
       env,
     );
     timings.failOpenDeployMs = Date.now() - started;
@@ -197,7 +190,7 @@ describe('Istio in the loop', () => {
 
   it('a wrong sha256 fails at once with the agent\'s checksum_mismatched, and is rolled back', async () => {
     const started = Date.now();
-    const run = await runCli(['deploy', ...AFTER_ROLLBACK, ...deployArgs('--url', `oci://${registry.host}/mesh/header-authorization:v1`, '--sha256', 'f'.repeat(64))], env);
+    const run = await runCli(['deploy', ...deployArgs('--url', `oci://${registry.host}/mesh/header-authorization:v1`, '--sha256', 'f'.repeat(64))], env);
     timings.wrongShaDeployMs = Date.now() - started;
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/applied deny RBAC filter "wasm-default-deny"/);

@@ -208,7 +208,7 @@ describe('verification against a gateway Envoy, and rollback', () => {
   });
 
   it('restores the previous object exactly when the new version denies everything', async () => {
-    const v1 = referencePlugin({
+    const v1Options: Parameters<typeof referencePlugin>[0] = {
       name: 'rollme',
       selector: { matchLabels: { app: 'edge', tier: 'public' } },
       sha256: DIGEST,
@@ -220,7 +220,8 @@ describe('verification against a gateway Envoy, and rollback', () => {
       type: 'HTTP',
       labels: { team: 'edge' },
       annotations: { 'example.com/release': 'v1' },
-    });
+    };
+    const v1 = referencePlugin(v1Options);
     await run({ plugin: v1 });
     // Someone else adds an annotation and a label with another tool.
     const patched = await kube.request(
@@ -262,6 +263,10 @@ describe('verification against a gateway Envoy, and rollback', () => {
     expect(after.metadata.labels).toEqual(before.metadata.labels);
     expect(after.metadata.annotations).toEqual(before.metadata.annotations);
     expect(after.metadata.uid).toBe(before.metadata.uid);
+    // The restore leaves no second field manager behind: the next ordinary
+    // apply (no force) that changes a restored field goes through.
+    await run({ plugin: referencePlugin({ ...v1Options, priority: 8 }) });
+    expect((await live('rollme')).spec.priority).toBe(8);
   });
 
   it('deletes the plugin it created when verification fails', async () => {

@@ -41,10 +41,11 @@ function scripted(...answers: Array<Partial<KubeResponse>>): { client: KubeClien
 const target = { namespace: 'istio-system', name: 'p', applied: APPLIED };
 
 describe('rollback with optimistic concurrency', () => {
-  it('restores with a PUT that carries the resourceVersion it checked', async () => {
+  it('restores with a forced server-side apply by our manager that carries the resourceVersion it checked', async () => {
     const { client, requests } = scripted({ status: 200, body: APPLIED }, { status: 200, body: { metadata: { generation: 3 } } });
     expect(await rollback(client, PREVIOUS, target)).toEqual({ action: 'restored', ok: true, generation: 3 });
-    expect(requests.map((r) => r.method)).toEqual(['GET', 'PUT']);
+    expect(requests.map((r) => r.method)).toEqual(['GET', 'PATCH']);
+    expect(requests[1]).toMatchObject({ contentType: 'application/apply-patch+yaml', query: { fieldManager: 'asm-wasm-action', force: true } });
     const body = requests[1].body as WasmPlugin;
     expect(body.metadata.resourceVersion).toBe('7');
     expect(body.spec).toEqual(PREVIOUS.spec);
@@ -73,7 +74,7 @@ describe('rollback with optimistic concurrency', () => {
     const { client, requests } = scripted({ status: 200, body: APPLIED }, { status: 409 }, { status: 200, body: theirs });
     const result = await rollback(client, PREVIOUS, target);
     expect(result).toMatchObject({ ok: false, changedSince: expect.stringContaining('resourceVersion 7 → 9') });
-    expect(requests.map((r) => r.method)).toEqual(['GET', 'PUT', 'GET']);
+    expect(requests.map((r) => r.method)).toEqual(['GET', 'PATCH', 'GET']);
   });
 
   it('refuses when someone deleted the object since (a restore would undo their delete)', async () => {
