@@ -26,7 +26,6 @@ import { summaryEnabled } from './summary.js';
 import { run } from './exec.js';
 
 export const STAGE_NAMES = ['toolchain', 'build', 'test', 'push', 'deploy'] as const;
-export type StageName = (typeof STAGE_NAMES)[number];
 
 /** What the stages produce, passed along in-process or through step outputs. */
 export interface Results {

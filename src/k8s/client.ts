@@ -4,18 +4,21 @@
 // Which client: @kubernetes/client-node 1.4 (it runs on Node 20; 2.x needs
 // Node >= 22.19) reads the kubeconfig and turns it into TLS options and an
 // Authorization header (tokens, client certificates, exec plugins, auth
-// providers, tls-server-name, proxy-url). The requests themselves are plain
-// node:https calls: the client's generic KubernetesObjectApi looks the
-// resource up through discovery on each call and wraps every failure in an
-// ApiException whose body is an unparsed string, while this stage needs the
+// providers, tls-server-name, proxy-url). The requests themselves are made
+// with the shared network layer (src/net: timeouts, retries, one table of
+// connection and TLS errors), not with the client's generic
+// KubernetesObjectApi: it looks the resource up through discovery on each
+// call and wraps every failure in an ApiException whose body is an unparsed
+// string, while this stage needs the
 // exact status and Status object of each answer (401, 403, 404, 409 field
 // conflicts, 422 causes) to tell the user what to fix, plus server-side apply
 // with dryRun and force, which are two query parameters on a PATCH. No
 // kubectl: nothing has to be installed on the runner and the kubeconfig never
 // touches the disk.
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
+import type * as https from 'node:https';
 import { UserError } from '../errors.js';
+import { NetworkError, USER_AGENT, explain, formatTimeout, request, retryAfterOf, withRetries, type RetryPolicy } from '../net/index.js';
 import type { LoadedKubeconfig } from './kubeconfig.js';
 
 export interface KubeRequest {
@@ -57,42 +60,21 @@ export interface KubeClientOptions {
   onRetry?: (line: string) => void;
 }
 
-export const USER_AGENT = 'asm-wasm-action';
+export { USER_AGENT };
 
-/** Answers worth another try: too many requests, and a server or proxy that is briefly unwell. */
+/**
+ * Answers worth another try: too many requests, and a server or proxy that is
+ * briefly unwell. Narrower than the registry's (no 408, no other 5xx): these
+ * are the ones the API server and its load balancers send when a repeat helps.
+ */
 const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
-/** A connection that broke after it was made (a proxy or load balancer dropping it). */
-const RESET_CODES = new Set(['ECONNRESET', 'EPIPE']);
 
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-  'ECONNRESET',
-  'EPIPE',
-  'ESOCKETTIMEDOUT',
-]);
-
-const TLS_TRUST_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_UNTRUSTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-]);
+/** A connection that broke after it was made (a proxy or load balancer dropping it): the one network failure tried again. */
+class ResetError extends UserError {}
 
 export class KubeClient {
   private readonly timeoutMs: number;
-  private readonly attempts: number;
-  private readonly backoffMs: number;
+  private readonly policy: RetryPolicy;
   private readonly onRetry?: (line: string) => void;
 
   constructor(
@@ -100,8 +82,8 @@ export class KubeClient {
     options: KubeClientOptions = {},
   ) {
     this.timeoutMs = options.timeoutMs ?? 30_000;
-    this.attempts = options.attempts ?? 4;
-    this.backoffMs = options.backoffMs ?? 500;
+    // 0.5, 1, 2 s between 4 tries, or the Retry-After the server asks for, up to 10 s.
+    this.policy = { attempts: options.attempts ?? 4, baseDelayMs: options.backoffMs ?? 500, maxDelayMs: 8_000, maxRetryAfterMs: 10_000 };
     this.onRetry = options.onRetry;
   }
 
@@ -122,26 +104,23 @@ export class KubeClient {
    * never applied twice). A POST is sent once.
    */
   async send(req: KubeRequest): Promise<KubeResponse> {
-    const repeatable = req.method !== 'POST';
-    for (let attempt = 1; ; attempt++) {
-      let res: KubeResponse | undefined;
-      let error: UserError | undefined;
-      try {
-        res = await this.sendOnce(req);
-      } catch (err) {
-        if (!(err instanceof UserError) || !(err as UserError & { transient?: boolean }).transient) throw err;
-        error = err;
-      }
-      const transient = error !== undefined || (res !== undefined && RETRY_STATUSES.has(res.status));
-      if (!transient || !repeatable || attempt >= this.attempts) {
-        if (error) throw error;
-        return res!;
-      }
-      const retryAfter = Number(res?.headers?.['retry-after']);
-      const delay = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter * 1000, 10_000) : this.backoffMs * 2 ** (attempt - 1);
-      this.onRetry?.(`${req.method} ${req.path}: ${error ? error.message : `HTTP ${res!.status}`}; retrying in ${delay} ms (attempt ${attempt + 1} of ${this.attempts})`);
-      await new Promise((r) => setTimeout(r, delay));
-    }
+    const { outcome } = await withRetries(() => this.sendOnce(req), {
+      policy: this.policy,
+      safeToRepeat: req.method !== 'POST',
+      retryable: (o) => {
+        if (!o.ok) return o.error instanceof ResetError ? {} : undefined;
+        if (!RETRY_STATUSES.has(o.value.status)) return undefined;
+        // A Retry-After of 0 or one that cannot be read: the usual backoff.
+        const after = retryAfterOf(o.value.headers);
+        return { retryAfterMs: after !== undefined && after > 0 ? after : undefined };
+      },
+      onRetry: ({ attempt, delayMs, outcome: o }) =>
+        this.onRetry?.(
+          `${req.method} ${req.path}: ${o.ok ? `HTTP ${o.value.status}` : (o.error as Error).message}; retrying in ${delayMs} ms (attempt ${attempt + 1} of ${this.policy.attempts})`,
+        ),
+    });
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
   }
 
   private async sendOnce(req: KubeRequest): Promise<KubeResponse> {
@@ -173,33 +152,21 @@ export class KubeClient {
         `could not use the credentials of user "${this.config.user}" in ${this.config.inputName} (context "${this.config.context}"): ${(err as Error).message}`,
       );
     }
-    const transport = url.protocol === 'http:' ? http : https;
-    return new Promise<KubeResponse>((resolve, reject) => {
-      const request = transport.request(url, options, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', (err) => reject(this.networkError(err as NodeJS.ErrnoException)));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let body: unknown;
-          try {
-            body = text ? JSON.parse(text) : undefined;
-          } catch {
-            body = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, body, text, headers: res.headers });
-        });
-      });
-      request.setTimeout(this.timeoutMs, () => {
-        const err: NodeJS.ErrnoException = new Error(`no answer within ${this.timeoutMs / 1000}s`);
-        err.code = 'ETIMEDOUT';
-        // Connected, but no answer: the server was reached, and a write may have been made.
-        const connected = !!request.socket && !request.socket.connecting;
-        request.destroy(connected ? Object.assign(err, { unanswered: req }) : err);
-      });
-      request.on('error', (err) => reject(this.networkError(err as NodeJS.ErrnoException)));
-      request.end(payload);
-    });
+    let res;
+    try {
+      // The kubeconfig's TLS options (CA, client certificate, server name, a proxy agent) go through as they are.
+      res = await request({ method: req.method, url, body: payload, timeoutMs: this.timeoutMs, tls: options });
+    } catch (err) {
+      throw err instanceof NetworkError ? this.networkError(err, req) : err;
+    }
+    const text = res.body.toString('utf8');
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    return { status: res.status, body, text, headers: res.headers };
   }
 
   /** Sends a request and returns the body of a 2xx answer; any other answer becomes a UserError. */
@@ -209,44 +176,45 @@ export class KubeClient {
     throw this.apiError(res, purpose);
   }
 
-  private networkError(err: NodeJS.ErrnoException & { unanswered?: KubeRequest }): UserError {
+  private networkError(err: NetworkError, req: KubeRequest): UserError {
     const code = err.code ?? '';
-    if (err.unanswered) {
-      // Not retried: a server that takes this long is not helped by more load, and
-      // the run would wait attempts x timeout. A repeat by the user is safe (see send()).
-      const { method, path } = err.unanswered;
-      return new UserError(
-        `${this.where} accepted the connection but did not answer ${method} ${path} within ${this.timeoutMs / 1000}s` +
-          (method === 'GET'
-            ? ': the API server (or a proxy in front of it) is overloaded or stuck; run again later'
-            : ': the change may or may not have been made; run again (the same apply or delete is safe to repeat)'),
-      );
+    switch (err.kind) {
+      case 'no-answer':
+        // Not retried: a server that takes this long is not helped by more load, and
+        // the run would wait attempts x timeout. A repeat by the user is safe (see send()).
+        return new UserError(
+          `${this.where} accepted the connection but did not answer ${req.method} ${req.path} within ${formatTimeout(this.timeoutMs)}` +
+            (req.method === 'GET'
+              ? ': the API server (or a proxy in front of it) is overloaded or stuck; run again later'
+              : ': the change may or may not have been made; run again (the same apply or delete is safe to repeat)'),
+        );
+      case 'reset':
+        return new ResetError(`the connection to ${this.where} was reset: ${err.message} (${code})`);
+      case 'tls-untrusted':
+      case 'tls-hostname':
+      case 'tls-expired': {
+        const why = explain(err.kind, {
+          trusted: `the CA in ${this.config.inputName} (certificate-authority-data of cluster "${this.config.cluster}")`,
+        });
+        return new UserError(
+          `TLS check failed for ${this.where}: ${why} (${code}). The kubeconfig is probably for another cluster, or its CA is outdated: download it again and update the secret`,
+        );
+      }
+      case 'tls-protocol':
+        return new UserError(`TLS handshake with ${this.where} failed (${code}): is the address an https endpoint of a Kubernetes API server?`);
+      case 'refused':
+      case 'dns':
+      case 'dns-temporary':
+      case 'unreachable':
+      case 'connect-timeout':
+        // Not retried: a wrong address or a private endpoint does not get better by waiting.
+        return new UserError(
+          `cannot reach ${this.where}: ${err.message}. Check the server address in ${this.config.inputName} and that this runner can reach it ` +
+            "(a private endpoint needs a self-hosted runner or a public endpoint; check the API server's IP allow-list)",
+        );
+      default:
+        return new UserError(`request to ${this.where} failed: ${err.message}${code ? ` (${code})` : ''}`);
     }
-    if (RESET_CODES.has(code)) {
-      const reset = new UserError(`the connection to ${this.where} was reset: ${err.message} (${code})`);
-      return Object.assign(reset, { transient: true });
-    }
-    if (TLS_TRUST_CODES.has(code)) {
-      const why =
-        code === 'ERR_TLS_CERT_ALTNAME_INVALID'
-          ? 'its certificate is not valid for this address'
-          : code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID'
-            ? 'its certificate has expired or is not valid yet'
-            : `its certificate is not signed by the CA in ${this.config.inputName} (certificate-authority-data of cluster "${this.config.cluster}")`;
-      return new UserError(
-        `TLS check failed for ${this.where}: ${why} (${code}). The kubeconfig is probably for another cluster, or its CA is outdated: download it again and update the secret`,
-      );
-    }
-    if (code.startsWith('ERR_SSL') || code === 'EPROTO') {
-      return new UserError(`TLS handshake with ${this.where} failed (${code}): is the address an https endpoint of a Kubernetes API server?`);
-    }
-    if (NETWORK_CODES.has(code)) {
-      return new UserError(
-        `cannot reach ${this.where}: ${err.message}. Check the server address in ${this.config.inputName} and that this runner can reach it ` +
-          '(a private endpoint needs a self-hosted runner or a public endpoint; check the API server\'s IP allow-list)',
-      );
-    }
-    return new UserError(`request to ${this.where} failed: ${err.message}${code ? ` (${code})` : ''}`);
   }
 
   /** The UserError for a non-2xx answer. */

@@ -13,20 +13,11 @@ import { UserError } from '../errors.js';
 import { buildImage, sha256Hex, uniqueBlobs, type ImageFormat } from './image.js';
 import { gate, layoutSource } from './gate.js';
 import { writeLayout } from './layout.js';
-import {
-  RegistryClient,
-  isVersionTag,
-  parseRegistry,
-  resolveCredentials,
-  validateRepository,
-  validateTag,
-  type RetryPolicy,
-} from './registry.js';
+import type { RetryPolicy } from '../net/index.js';
+import { RegistryClient, checkTagMoves, parseRegistry, resolveCredentials, setTags, validateRepository, validateTag } from './registry/index.js';
 
 export type { ImageFormat } from './image.js';
-export { IMAGE_FORMATS, buildImage } from './image.js';
-export { gate, layoutSource, memorySource } from './gate.js';
-export { isVersionTag } from './registry.js';
+export { IMAGE_FORMATS } from './image.js';
 
 export interface PushOptions {
   /** The built module. */
@@ -155,18 +146,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
   try {
     await client.ping();
 
-    for (const tag of tags) {
-      if (!isVersionTag(tag)) continue;
-      const current = await client.resolve(tag);
-      if (current && current !== digest) {
-        if (!options.force) {
-          throw new UserError(
-            `${ref}:${tag} already names ${current}; version tags are not moved to a different image (${digest}). Publish a new version, or set force to move the tag.`,
-          );
-        }
-        core.info(`moving version tag ${tag} from ${current} (force)`);
-      }
-    }
+    await checkTagMoves(client, tags, digest, !!options.force, (line) => core.info(line));
 
     let uploaded = 0;
     let skipped = 0;
@@ -191,12 +171,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
     const checked = await gate(client.source(), digest, builtSha);
     core.info(`read back ${ref}@${digest}: loads as a ${checked.variant} image, plugin.wasm matches`);
 
-    for (const tag of tags) {
-      await client.putManifest(tag, image.manifest, image.mediaType);
-      const now = await client.resolve(tag);
-      if (now !== digest) throw new UserError(`after tagging, ${ref}:${tag} names ${now ?? 'nothing'} instead of ${digest}`);
-      core.info(`tagged ${ref}:${tag}`);
-    }
+    await setTags(client, tags, { manifest: image.manifest, mediaType: image.mediaType, digest }, (line) => core.info(line));
 
     return {
       imageRef: `${ref}@${digest}`,

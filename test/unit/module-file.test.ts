@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MAX_MODULE_BYTES, readModuleFile, sha256File } from '../../src/build/module-file.js';
 import { splitImage } from '../../src/oci/index.js';
-import { parseRegistry } from '../../src/oci/registry.js';
+import { parseRegistry } from '../../src/oci/registry/index.js';
 import { layoutTagDigest } from '../../src/oci/layout.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'asm-wasm-modfile-'));

@@ -2,7 +2,7 @@
 // loopback): retry timing, Retry-After, token caching, error wording.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { RegistryClient } from '../../../src/oci/registry.js';
+import { RegistryClient } from '../../../src/oci/registry/index.js';
 import { UserError } from '../../../src/errors.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;

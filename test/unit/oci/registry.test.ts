@@ -3,20 +3,15 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DEFAULT_RETRY,
-  backoffDelay,
   isLoopbackHost,
-  isRetryableNetworkError,
-  isRetryableStatus,
   isVersionTag,
   parseRegistry,
-  parseRetryAfter,
   parseWwwAuthenticate,
   registryErrorText,
   resolveCredentials,
   validateRepository,
   validateTag,
-} from '../../../src/oci/registry.js';
+} from '../../../src/oci/registry/index.js';
 import { UserError } from '../../../src/errors.js';
 
 describe('parseWwwAuthenticate', () => {
@@ -39,38 +34,6 @@ describe('parseWwwAuthenticate', () => {
   it('copes with junk', () => {
     expect(parseWwwAuthenticate('')).toEqual([]);
     expect(parseWwwAuthenticate('Negotiate')).toEqual([{ scheme: 'negotiate', params: {} }]);
-  });
-});
-
-describe('retries', () => {
-  const policy = { ...DEFAULT_RETRY, baseDelayMs: 100, maxDelayMs: 1000, maxRetryAfterMs: 5000 };
-
-  it('backs off exponentially up to a cap', () => {
-    expect([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, policy))).toEqual([100, 200, 400, 800, 1000, 1000]);
-  });
-
-  it('honours Retry-After in seconds and as a date, capped', () => {
-    expect(parseRetryAfter('3')).toBe(3000);
-    const now = Date.parse('2024-05-01T12:00:00Z');
-    expect(parseRetryAfter('Wed, 01 May 2024 12:00:02 GMT', now)).toBe(2000);
-    expect(parseRetryAfter('Wed, 01 May 2024 11:00:00 GMT', now)).toBe(0);
-    expect(parseRetryAfter('soon')).toBeUndefined();
-    expect(parseRetryAfter(undefined)).toBeUndefined();
-    expect(backoffDelay(1, policy, 3000)).toBe(3000);
-    expect(backoffDelay(1, policy, 0)).toBe(0);
-    expect(backoffDelay(1, policy, 120_000)).toBe(5000);
-  });
-
-  it('retries 5xx, 429, 408 but not 4xx, 501', () => {
-    expect([500, 502, 503, 504, 429, 408].every(isRetryableStatus)).toBe(true);
-    expect([400, 401, 403, 404, 501, 505].some(isRetryableStatus)).toBe(false);
-  });
-
-  it('retries dropped connections', () => {
-    expect(isRetryableNetworkError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }))).toBe(true);
-    expect(isRetryableNetworkError(new Error('socket hang up'))).toBe(true);
-    expect(isRetryableNetworkError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }))).toBe(true);
-    expect(isRetryableNetworkError(Object.assign(new Error('self signed'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }))).toBe(false);
   });
 });
 
@@ -127,7 +90,7 @@ describe('resolveCredentials', () => {
 
   it('prefers explicit options and needs both parts', async () => {
     await expect(resolveCredentials({ registry: 'r.example', username: 'u', password: 'p' })).resolves.toMatchObject({ username: 'u', password: 'p' });
-    await expect(resolveCredentials({ registry: 'r.example', username: 'u' })).rejects.toThrow(/only the username/);
+    await expect(resolveCredentials({ registry: 'r.example', username: 'u' })).rejects.toThrow(/only registry-username was given/);
   });
 
   it('is anonymous without a Docker config, but an explicit missing one is an error', async () => {
