@@ -27,7 +27,8 @@ if ! { mkdir -p /var/lib/istio/data 2>/dev/null && [ -w /var/lib/istio/data ]; }
 fi
 ACTIONLINT="$(bash test/infra/install-actionlint.sh)"
 export ACTIONLINT
-ACT="$(bash test/infra/install-act.sh)" && export ACT
+ACT="$(bash test/infra/install-act.sh)"
+export ACT
 report="$(mktemp -d)/vitest.json"
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
