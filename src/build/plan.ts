@@ -129,7 +129,7 @@ export function planBuild(o: PlanOptions): BuildPlan {
     let output = resolved.wasmFile;
     let outputFrom = `${ASCONFIG} target "${target}"`;
     if (!output) {
-      output = path.resolve(o.pluginDir, DEFAULT_OUTPUT);
+      output = resolveIn(o.pluginDir, DEFAULT_OUTPUT);
       outputFrom = `${outputFlag(o.compilerVersion)} (${ASCONFIG} names no output)`;
       args.push(outputFlag(o.compilerVersion), DEFAULT_OUTPUT);
     }
@@ -140,7 +140,7 @@ export function planBuild(o: PlanOptions): BuildPlan {
   return {
     kind: 'asc',
     args,
-    output: path.resolve(o.pluginDir, DEFAULT_OUTPUT),
+    output: resolveIn(o.pluginDir, DEFAULT_OUTPUT),
     outputFrom: 'the default output',
     command: `asc ${args.join(' ')}`,
     target,
@@ -160,4 +160,13 @@ export function buildAscArgs(version: string, entry: string, output: string, abo
   if (line === 'binaryFile-full') args.push('--runtime', 'full');
   if (abort) args.push('--use', `abort=${abort}`);
   return args;
+}
+
+/**
+ * path.resolve, hidden from the bundler: ncc rewrites a path.resolve call
+ * whose arguments it can partly read (a constant file name) into a path
+ * inside dist/, which is never where the plugin is.
+ */
+function resolveIn(dir: string, file: string): string {
+  return path.resolve(...[dir, file]);
 }

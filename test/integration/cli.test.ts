@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { ROOT, makePlugin, runCli } from '../helpers/cli.js';
+import { ROOT, copyProject, makePlugin, runCli } from '../helpers/cli.js';
 
 const toolCache = inject('toolCache');
 const BIN = path.join(ROOT, 'bin', 'asm-wasm.js');
@@ -77,5 +77,26 @@ describe('asm-wasm CLI', () => {
     expect(r.stderr).toMatch(/the local Envoy test did not finish within 4s \(input test-timeout\)/);
     const admin = /Envoy ready: listener 127\.0\.0\.1:\d+, admin (\S+)/.exec(r.stdout)![1];
     expect(await reachable(`${admin}/ready`)).toBe(false);
+  });
+});
+
+describe('the committed bundle', () => {
+  // The bundler rewrites some path computations into paths inside dist/; the
+  // tests that run the source cannot see that, so the bundle itself builds
+  // and tests a plugin with no build configuration (asc on the entry, the
+  // default output) and one with asconfig.json targets.
+  it.each([
+    ['as019-yarn', 'build/plugin.wasm', 'the default output'],
+    ['as028-gcore', 'build/release.wasm', 'asconfig.json target "release"'],
+  ])('builds and tests %s into %s', async (fixture, output, from) => {
+    const plugin = copyProject(fixture);
+    const run = await start(['run', '--plugin-dir', plugin, '--no-push', '--json']);
+    const json = JSON.parse(run.stdout) as { ok: boolean; error?: string; outputs: Record<string, string>; results: any };
+    expect(json.error).toBeUndefined();
+    expect(json.outputs['wasm-path']).toBe(path.join(plugin, output));
+    // Known before the compiler ran, not found afterwards by looking for a new .wasm.
+    expect(json.results.build.outputFrom).toBe(from);
+    expect(json.outputs['test-failed']).toBe('0');
+    expect(run.code).toBe(0);
   });
 });
