@@ -7,23 +7,30 @@
 //   npm run bench -- --only requests,soak          skip the pipeline timings
 //   npm run bench -- --baseline-ref HEAD           also measure plugin/ as committed, side by side
 //   npm run bench -- --plugin gcore=bench/candidates/gcore   also measure another plugin project or .wasm
+//   npm run bench -- --plugin my=x.wasm --root-id my_root --config '{}' --deny-status 401 --deny-body 'no'
+//                                                  any module, with its own root id, configuration and deny response
 //   npm run bench -- --quick                       a short smoke run
 //
 // It installs what it lacks: wrk (apt-get), Envoy (the action's installer),
-// the AssemblyScript toolchain (the action's toolchain stage) and, for the
-// pipeline timings, the local registry (test/infra/install-registry.sh).
+// the AssemblyScript toolchain (the action's toolchain stage), Debian's Rust
+// toolchain for the Rust lane (apt-get; bench/rust-plugin/ is the guide's
+// plugin) and, for the pipeline timings, the local registry
+// (test/infra/install-registry.sh).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { installEnvoy } from '../src/envoy/install.js';
 import { DEFAULT_ENVOY_DOWNLOAD_URL, DEFAULT_ENVOY_VERSION } from '../src/inputs.js';
+import { benchGrowth, growthTable, type GrowthBench } from './bench/growth.js';
 import { benchPipeline, coldDetails, pipelineTable, PIPELINE_STAGES, type PipelineBench } from './bench/pipeline.js';
-import { benchRequests, requestTable, variants, type ExtraPlugin, type RequestBench } from './bench/requests.js';
+import { benchRequests, DENY_BODY, requestTable, variants, type ExtraPlugin, type RequestBench } from './bench/requests.js';
+import { buildRustPlugin, RUST_DENY_BODY, RUST_PLUGIN_DIR } from './bench/rust.js';
 import { benchSoak, soakTable, type SoakResult } from './bench/soak.js';
 import { copyPlugin, LEGACY_PLUGIN_DIR, TEMPLATE_DIR } from '../test/helpers/cli.js';
 import { ROOT, buildPluginDir, bundleAtRef, ensureWrk, log, ms, pluginAtRef, tempDir } from './bench/util.js';
 
-const SECTIONS = ['requests', 'soak', 'pipeline'] as const;
+const SECTIONS = ['requests', 'soak', 'pipeline', 'growth'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -36,13 +43,26 @@ interface Options {
   burstSeconds: number;
   baselineRef?: string;
   baselineWasm?: string;
-  /** Extra plugins (--plugin): a plugin directory to build, or a .wasm. */
-  plugins: Array<{ tag: string; path: string }>;
+  /** Extra plugins (--plugin): a plugin directory to build, or a .wasm, with what it needs to run and what it denies with. */
+  plugins: PluginOption[];
   oldTemplate: boolean;
+  rust: boolean;
   pipelineStages: string[];
   inputs: Record<string, string>;
   bundle?: string;
   warmRuns: number;
+}
+
+interface PluginOption {
+  tag: string;
+  path: string;
+  rootId?: string;
+  /** Plugin configuration text; null: none. */
+  configuration?: string | null;
+  denyStatus?: number;
+  denyBody?: string;
+  denyContentType?: string;
+  allow?: { name: string; value: string };
 }
 
 const HELP = `Usage: npm run bench -- [options]
@@ -56,8 +76,17 @@ const HELP = `Usage: npm run bench -- [options]
   --baseline-ref ref      also measure plugin/ and dist/ as they are at this git ref, side by side (e.g. HEAD)
   --baseline-wasm file    the same with a prebuilt plugin.wasm
   --plugin [name=]path    also measure this plugin (a plugin directory, built with the action's stages,
-                          or a .wasm), side by side, with the reference and heavy configs (repeatable)
+                          a .wasm, or a .wat), side by side, with the reference and heavy configs (repeatable);
+                          the options below apply to the --plugin before them:
+    --root-id id            the root id Envoy loads it with (default: plugin/'s spec.pluginName)
+    --config json|@file|none  its plugin configuration (default: plugin/'s pluginConfig)
+                            (with --root-id or --config, only that configuration is measured)
+    --deny-status n         the status it denies with (default: 403)
+    --deny-body text|@file  the exact body it denies with (default: plugin/'s; "any": not checked)
+    --deny-content-type t   the content-type it denies with (default: text/plain; "any": not checked)
+    --allow name=value      the header an allowed request carries (default: allow=true)
   --no-old-template       do not measure the 0.14 + proxy-runtime template (test/fixtures/projects/as014-solo)
+  --no-rust               do not measure the guide's Rust plugin (bench/rust-plugin, built with Debian's rustc)
   --pipeline-stages list  stages to time (default: ${PIPELINE_STAGES.join(',')})
   --input name=value      an extra action input for every timed stage (repeatable), e.g. kubeconfig=...
   --bundle file           the action bundle to time (default: dist/index.js)
@@ -79,6 +108,7 @@ function parseOptions(argv: string[]): Options {
     warmRuns: 1,
     plugins: [],
     oldTemplate: true,
+    rust: true,
   };
   const num = (flag: string, v: string | undefined) => {
     const n = Number(v);
@@ -118,10 +148,37 @@ function parseOptions(argv: string[]): Options {
         if (!/^[a-z0-9._-]+$/i.test(tag)) throw new Error(`--plugin: the name ${JSON.stringify(tag)} may only hold letters, digits, '.', '_' and '-'`);
         if (!fs.existsSync(file)) throw new Error(`--plugin: ${file} does not exist`);
         if (tag === 'as014' || o.plugins.some((p) => p.tag === tag)) throw new Error(`--plugin: the name ${tag} is taken; give another with name=path`);
+        if (tag === 'rust') throw new Error('--plugin: the name rust is the Rust lane; give another with name=path');
         o.plugins.push({ tag, path: file });
         break;
       }
+      case '--root-id': lastPlugin(o, flag).rootId = value(); break;
+      case '--config': {
+        const v = value();
+        lastPlugin(o, flag).configuration = v === 'none' ? null : v.startsWith('@') ? fs.readFileSync(v.slice(1), 'utf8') : v;
+        break;
+      }
+      case '--deny-status': {
+        const n = num(flag, value());
+        if (!Number.isInteger(n) || n < 200 || n > 599) throw new Error('--deny-status needs an HTTP status from 200 to 599');
+        lastPlugin(o, flag).denyStatus = n;
+        break;
+      }
+      case '--deny-body': {
+        const v = value();
+        lastPlugin(o, flag).denyBody = v.startsWith('@') ? fs.readFileSync(v.slice(1), 'utf8') : v;
+        break;
+      }
+      case '--deny-content-type': lastPlugin(o, flag).denyContentType = value(); break;
+      case '--allow': {
+        const v = value();
+        const eq = v.indexOf('=');
+        if (eq <= 0) throw new Error('--allow needs name=value');
+        lastPlugin(o, flag).allow = { name: v.slice(0, eq).toLowerCase(), value: v.slice(eq + 1) };
+        break;
+      }
       case '--no-old-template': o.oldTemplate = false; break;
+      case '--no-rust': o.rust = false; break;
       case '--pipeline-stages': o.pipelineStages = value().split(',').map((s) => s.trim()).filter(Boolean); break;
       case '--input': {
         const v = value();
@@ -143,6 +200,29 @@ function parseOptions(argv: string[]): Options {
     }
   }
   return o;
+}
+
+function lastPlugin(o: Options, flag: string): PluginOption {
+  const p = o.plugins[o.plugins.length - 1];
+  if (!p) throw new Error(`${flag} applies to the --plugin before it; give --plugin first`);
+  return p;
+}
+
+/** The lane's options as the request bench takes them. */
+function extraOf(p: PluginOption, label: string, wasm: string): ExtraPlugin {
+  const any = (v: string | undefined) => (v === 'any' ? undefined : v);
+  const denyGiven = p.denyStatus !== undefined || p.denyBody !== undefined || p.denyContentType !== undefined;
+  return {
+    tag: p.tag,
+    label,
+    wasm,
+    rootId: p.rootId,
+    configuration: p.configuration,
+    allow: p.allow,
+    deny: denyGiven
+      ? { status: p.denyStatus ?? 403, body: p.denyBody === undefined ? DENY_BODY : any(p.denyBody), contentType: any(p.denyContentType ?? 'text/plain') }
+      : undefined,
+  };
 }
 
 /** Runs fn with stdout sent to stderr: the installers log with @actions/core, and stdout is for the tables. */
@@ -183,11 +263,13 @@ async function main(): Promise<void> {
     requests?: RequestBench;
     soak?: SoakResult[];
     pipeline?: PipelineBench;
+    growth?: GrowthBench;
     loadAverageAtEnd?: number[];
     durationMs?: number;
   } = { date: new Date().toISOString(), machine: machine() };
   const md: string[] = [];
   const work = tempDir('run');
+  let rustWasm: string | undefined;
   try {
     const wantLoad = o.only.has('requests') || o.only.has('soak');
     if (wantLoad) {
@@ -205,12 +287,39 @@ async function main(): Promise<void> {
         log('building the 0.14 + proxy-runtime template (test/fixtures/projects/as014-solo)');
         extra.push({ tag: 'as014', label: 'old template (AS 0.14 + proxy-runtime 0.1.8)', wasm: await buildPluginDir(copyPlugin(path.join(work, 'as014', 'plugin'), LEGACY_PLUGIN_DIR)) });
       }
+      if (o.rust) {
+        log('building the guide\'s Rust plugin (bench/rust-plugin) with Debian\'s rustc and cargo');
+        const rust = await buildRustPlugin(RUST_PLUGIN_DIR, path.join(work, 'rust'));
+        rustWasm = rust.wasm;
+        log(`${rust.rustc}: built in ${ms(rust.ms)}`);
+        extra.push({
+          tag: 'rust',
+          label: `Rust plugin from the guide (proxy-wasm 0.2.2, ${rust.rustc})`,
+          wasm: rust.wasm,
+          // It registers its root context for any root id and reads no configuration.
+          configuration: null,
+          deny: { status: 403, body: RUST_DENY_BODY, contentType: 'text/plain' },
+          heavy: false,
+          reference: true,
+        });
+      }
       for (const p of o.plugins) {
         if (fs.statSync(p.path).isDirectory()) {
           log(`building ${path.relative(process.cwd(), p.path) || p.path}`);
-          extra.push({ tag: p.tag, label: p.tag, wasm: await buildPluginDir(copyPlugin(path.join(work, 'extra', p.tag, 'plugin'), p.path)) });
+          extra.push(extraOf(p, p.tag, await buildPluginDir(copyPlugin(path.join(work, 'extra', p.tag, 'plugin'), p.path))));
+        } else if (p.path.endsWith('.wat')) {
+          // WebAssembly text (bench/floor/floor.wat): compiled with the Binaryen of plugin/'s toolchain.
+          const binaryen = (await import(pathToFileURL(path.join(pluginDir, 'node_modules', 'binaryen', 'index.js')).href)).default as {
+            parseText(text: string): { validate(): number; emitBinary(): Uint8Array };
+          };
+          const module = binaryen.parseText(fs.readFileSync(p.path, 'utf8'));
+          if (!module.validate()) throw new Error(`--plugin: ${p.path} is not a valid module`);
+          const out = path.join(work, 'extra', `${p.tag}.wasm`);
+          fs.mkdirSync(path.dirname(out), { recursive: true });
+          fs.writeFileSync(out, module.emitBinary());
+          extra.push(extraOf(p, p.tag, out));
         } else {
-          extra.push({ tag: p.tag, label: p.tag, wasm: p.path });
+          extra.push(extraOf(p, p.tag, p.path));
         }
       }
       if (o.baselineWasm) extra.push({ tag: 'before', label: `plugin (${path.basename(o.baselineWasm)})`, wasm: o.baselineWasm });
@@ -256,6 +365,12 @@ async function main(): Promise<void> {
           '; Envoy start-up and the cases (well under a second).',
         '',
       );
+    }
+    if (o.only.has('growth')) {
+      if (!rustWasm && o.rust) rustWasm = (await buildRustPlugin(RUST_PLUGIN_DIR, path.join(work, 'rust'))).wasm;
+      log('growth: the test stage with 5 and 100 cases, and with a small and a large module');
+      results.growth = await quietly(() => benchGrowth({ bundle: o.bundle, rustWasm, runs: o.warmRuns >= 3 ? o.warmRuns : 3 }));
+      md.push('### How the cost grows (each stage a fresh `node <bundle> test`, median of 3 runs)', '', growthTable(results.growth), '');
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

@@ -70,7 +70,7 @@ export interface PipelineBench {
   floor: { bundleLoadMs: number; nodeMs: number; ascMs?: number; deployStartMs?: number };
 }
 
-function timing(stage: string, r: StageRun): StageTiming {
+export function timing(stage: string, r: StageRun): StageTiming {
   const lines = r.lines.filter((l) => l.line.trim() !== '');
   const startupMs = lines[0]?.ms ?? r.ms;
   const exitMs = r.ms - (lines[lines.length - 1]?.ms ?? r.ms);

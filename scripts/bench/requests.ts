@@ -10,9 +10,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { renderWasmFilter, type WasmFilterOptions } from '../../src/envoy/bootstrap.js';
-import { loadPluginSpec, pluginConfigJson } from '../../src/manifest.js';
+import { filterSettings, readPluginFile, resolvePlugin } from '../../src/plugin/index.js';
 import { bootstrapWith, envoyStats, rssKiB, spawnEnvoy, wasmMemory, type BenchEnvoy, type FilterChain } from './envoy.js';
-import { execAsync, fmt, log, median, mib, sleep, table } from './util.js';
+import { execAsync, fmt, log, median, mib, quantile, sleep, table } from './util.js';
 
 /** The reference plugin's deny response, which the native variant reproduces. */
 export const DENY_BODY = 'Forbidden by ASM Wasm Plugin, assemblyscript version\n';
@@ -56,31 +56,59 @@ export interface Variant {
   logLevel: string;
   /** The header an allowed request carries. */
   allow: { name: string; value: string };
+  /** What a denied request gets (none for the "no filter" lane). */
+  deny?: DenyExpectation;
   wasmPath?: string;
+  /** A reference lane: ratios are also taken against it (the Rust plugin). */
+  reference?: boolean;
 }
 
 /** Istio's gateway default: Envoy logs at warning, so the plugin's info lines are dropped by Envoy. */
 export const GATEWAY_LOG_LEVEL = 'wasm:warning';
 
-/** Another build of the plugin, measured beside plugin/ with the same two configurations. */
+/** What a denied request must get back from a lane, checked before the lane is timed. */
+export interface DenyExpectation {
+  status: number;
+  /** The exact body; undefined: not checked. */
+  body?: string;
+  /** The content-type; undefined: not checked. */
+  contentType?: string;
+}
+
+/** Another build of the plugin, or another plugin, measured beside plugin/. */
 export interface ExtraPlugin {
   /** Short name: the variants are `plugin@<tag>` and `plugin-heavy@<tag>`. */
   tag: string;
   /** What it is, for the table. */
   label: string;
   wasm: string;
+  /** Root id Envoy loads it with (default: plugin/'s spec.pluginName). */
+  rootId?: string;
+  /** Its plugin configuration (default: plugin/'s pluginConfig; null: none). */
+  configuration?: string | null;
+  /** What it answers a denied request with (default: plugin/'s 403 and body). */
+  deny?: DenyExpectation;
+  /** The header an allowed request carries (default: allow: true). */
+  allow?: { name: string; value: string };
+  /** Also a lane with the heavy configuration and info logs (default: true; only for plugins that read plugin/'s configuration). */
+  heavy?: boolean;
+  /** A reference lane (the Rust plugin): ratios are also taken against it. */
+  reference?: boolean;
 }
 
 export function variants(o: { pluginDir: string; wasm: string; extra?: ExtraPlugin[] }): Variant[] {
-  const spec = loadPluginSpec({ pluginDir: o.pluginDir });
-  const filterOf = (wasmPath: string, configuration: string | undefined): FilterChain => {
-    const f: WasmFilterOptions = { name: spec.name, namespace: spec.namespace, rootId: spec.pluginName, configuration, failStrategy: spec.failStrategy, wasmPath };
+  // The reference plugin's filter, as the test stage renders it from wasmplugin.yaml.
+  const spec = filterSettings(resolvePlugin(readPluginFile(o.pluginDir), {}, { pluginDir: o.pluginDir }).object);
+  const filterOf = (wasmPath: string, configuration: string | undefined, rootId = spec.rootId): FilterChain => {
+    const f: WasmFilterOptions = { name: spec.name, namespace: spec.namespace, rootId, configuration, failStrategy: spec.failStrategy, wasmPath };
     return [{ name: `${spec.namespace}.${spec.name}`, typed_config: renderWasmFilter(f) }];
   };
-  const reference = pluginConfigJson(spec.pluginConfig);
+  const reference = spec.configuration;
   const heavy = JSON.stringify(HEAVY_CONFIG);
   const allow = { name: 'allow', value: 'true' };
   const heavyAllow = { name: HEAVY_CONFIG.header, value: HEAVY_CONFIG.value };
+  const deny: DenyExpectation = { status: 403, body: DENY_BODY, contentType: 'text/plain' };
+  const heavyDeny: DenyExpectation = { status: HEAVY_CONFIG.denyStatus, body: HEAVY_CONFIG.denyBody, contentType: HEAVY_CONFIG.denyContentType };
   const out: Variant[] = [
     { id: 'none', label: 'no filter', filters: [], logLevel: GATEWAY_LOG_LEVEL, allow },
     {
@@ -114,15 +142,27 @@ export function variants(o: { pluginDir: string; wasm: string; extra?: ExtraPlug
       },
       logLevel: GATEWAY_LOG_LEVEL,
       allow,
+      deny,
     },
-    { id: 'plugin', label: 'plugin, reference config', filters: filterOf(o.wasm, reference), logLevel: GATEWAY_LOG_LEVEL, allow, wasmPath: o.wasm },
-    { id: 'plugin-heavy', label: 'plugin, heavy config + info logs', filters: filterOf(o.wasm, heavy), logLevel: 'wasm:info', allow: heavyAllow, wasmPath: o.wasm },
+    { id: 'plugin', label: 'plugin, reference config', filters: filterOf(o.wasm, reference), logLevel: GATEWAY_LOG_LEVEL, allow, deny, wasmPath: o.wasm },
+    { id: 'plugin-heavy', label: 'plugin, heavy config + info logs', filters: filterOf(o.wasm, heavy), logLevel: 'wasm:info', allow: heavyAllow, deny: heavyDeny, wasmPath: o.wasm },
   ];
   for (const e of o.extra ?? []) {
-    out.push(
-      { id: `plugin@${e.tag}`, label: `${e.label}, reference config`, filters: filterOf(e.wasm, reference), logLevel: GATEWAY_LOG_LEVEL, allow, wasmPath: e.wasm },
-      { id: `plugin-heavy@${e.tag}`, label: `${e.label}, heavy config + info logs`, filters: filterOf(e.wasm, heavy), logLevel: 'wasm:info', allow: heavyAllow, wasmPath: e.wasm },
-    );
+    // A plugin given its own root id or configuration is measured with those alone.
+    const own = e.configuration !== undefined || e.rootId !== undefined;
+    out.push({
+      id: `plugin@${e.tag}`,
+      label: own ? e.label : `${e.label}, reference config`,
+      filters: filterOf(e.wasm, e.configuration === undefined ? reference : (e.configuration ?? undefined), e.rootId),
+      logLevel: GATEWAY_LOG_LEVEL,
+      allow: e.allow ?? allow,
+      deny: e.deny ?? deny,
+      wasmPath: e.wasm,
+      reference: e.reference,
+    });
+    if (e.heavy ?? !own) {
+      out.push({ id: `plugin-heavy@${e.tag}`, label: `${e.label}, heavy config + info logs`, filters: filterOf(e.wasm, heavy, e.rootId), logLevel: 'wasm:info', allow: heavyAllow, deny: heavyDeny, wasmPath: e.wasm });
+    }
   }
   return out;
 }
@@ -183,10 +223,12 @@ export function cpuUs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
 }
 
-async function statusCounts(envoy: BenchEnvoy): Promise<{ ok: number; denied: number; other: number }> {
+async function statusCounts(envoy: BenchEnvoy, denyStatus = 403): Promise<{ ok: number; denied: number; other: number }> {
   const s = await envoyStats(envoy.adminUrl, '^http\\.gateway\\.downstream_rq_[1-5]xx$');
   const get = (k: string) => s[`http.gateway.downstream_rq_${k}`] ?? 0;
-  return { ok: get('2xx'), denied: get('4xx'), other: get('1xx') + get('3xx') + get('5xx') };
+  const deniedClass = `${Math.floor(denyStatus / 100)}xx`;
+  const others = ['1xx', '3xx', '4xx', '5xx'].filter((c) => c !== deniedClass);
+  return { ok: get('2xx'), denied: deniedClass === '2xx' ? 0 : get(deniedClass), other: others.reduce((a, c) => a + get(c), 0) };
 }
 
 /** One allowed and one denied request through a variant, to prove it enforces the policy before it is timed. */
@@ -197,12 +239,11 @@ async function checkPolicy(v: Variant, envoy: BenchEnvoy): Promise<string | unde
   const denied = await fetch(url);
   const body = await denied.text();
   if (allowed.status !== 200) return `an allowed request got ${allowed.status}`;
-  if (v.id === 'none') return denied.status === 200 ? undefined : `without a filter a request got ${denied.status}`;
-  if (denied.status !== 403) return `a denied request got ${denied.status}, not 403`;
-  if (v.id === 'envoy-rbac' || v.id.startsWith('plugin@') || v.id === 'plugin') {
-    if (body !== DENY_BODY) return `a denied request's body is ${JSON.stringify(body)}`;
-    if (denied.headers.get('content-type') !== 'text/plain') return `a denied request's content-type is ${denied.headers.get('content-type')}`;
-  }
+  if (!v.deny) return denied.status === 200 ? undefined : `without a filter a request got ${denied.status}`;
+  if (denied.status !== v.deny.status) return `a denied request got ${denied.status}, not ${v.deny.status}`;
+  if (v.deny.body !== undefined && body !== v.deny.body) return `a denied request's body is ${JSON.stringify(body)}, not ${JSON.stringify(v.deny.body)}`;
+  const type = denied.headers.get('content-type');
+  if (v.deny.contentType !== undefined && type !== v.deny.contentType) return `a denied request's content-type is ${type}, not ${v.deny.contentType}`;
   return undefined;
 }
 
@@ -218,6 +259,14 @@ export interface VariantResult {
   p50Ratio: number;
   p99Ratio: number;
   cpuRatio: number;
+  /** Median over rounds of the in-round ratio to Envoy's RBAC filter. */
+  cpuRatioRbac: number;
+  p99RatioRbac: number;
+  /** First and third quartile of the in-round CPU ÷ RBAC ratios: how noisy the median is. */
+  cpuRatioRbacQuartiles: [number, number];
+  /** The same against the reference lane (the Rust plugin), when there is one. */
+  cpuRatioReference?: number;
+  p99RatioReference?: number;
   deniedShare: number;
   otherStatuses: number;
   socketErrors: number;
@@ -234,6 +283,8 @@ export interface RequestBench {
   seconds: number;
   rounds: number;
   upstream: string;
+  /** The lane the "÷ reference" ratios are taken against (the Rust plugin). */
+  reference?: string;
   results: VariantResult[];
 }
 
@@ -275,11 +326,11 @@ export async function benchRequests(o: {
       const order = o.variants.map((_, i) => o.variants[(i + round) % o.variants.length]);
       for (const v of order) {
         const envoy = envoys.get(v.id)!;
-        const before = await statusCounts(envoy);
+        const before = await statusCounts(envoy, v.deny?.status);
         const cpu0 = cpuUs(envoy.pid);
         const w = await runWrk({ wrk: o.wrk, script: scripts.get(v.id)!, port: envoy.port, seconds: o.seconds, connections: o.connections });
         const cpu1 = cpuUs(envoy.pid);
-        const after = await statusCounts(envoy);
+        const after = await statusCounts(envoy, v.deny?.status);
         samples.get(v.id)!.push({
           rps: w.requests / (w.durationUs / 1e6),
           p50Ms: w.p50Us / 1000,
@@ -294,9 +345,20 @@ export async function benchRequests(o: {
       log(`requests: round ${round + 1}/${o.rounds} done`);
       await sleep(100);
     }
-    const base = samples.get('none');
-    const ratio = (id: string, key: keyof Sample) =>
-      base ? median(samples.get(id)!.map((s, i) => s[key] / base[i][key])) : NaN;
+    const ratioTo = (baseId: string | undefined) => (id: string, key: keyof Sample) => {
+      const base = baseId === undefined ? undefined : samples.get(baseId);
+      return base ? median(samples.get(id)!.map((s, i) => s[key] / base[i][key])) : NaN;
+    };
+    const ratio = ratioTo('none');
+    const rbac = samples.get('envoy-rbac');
+    const quartiles = (id: string): [number, number] => {
+      if (!rbac) return [NaN, NaN];
+      const r = samples.get(id)!.map((s, i) => s.cpuUsPerRequest / rbac[i].cpuUsPerRequest);
+      return [quantile(r, 0.25), quantile(r, 0.75)];
+    };
+    const toRbac = ratioTo('envoy-rbac');
+    const referenceId = o.variants.find((v) => v.reference)?.id;
+    const toReference = ratioTo(referenceId);
     const results: VariantResult[] = o.variants.map((v) => {
       const s = samples.get(v.id)!;
       const envoy = envoys.get(v.id)!;
@@ -314,6 +376,11 @@ export async function benchRequests(o: {
         p50Ratio: ratio(v.id, 'p50Ms'),
         p99Ratio: ratio(v.id, 'p99Ms'),
         cpuRatio: ratio(v.id, 'cpuUsPerRequest'),
+        cpuRatioRbac: toRbac(v.id, 'cpuUsPerRequest'),
+        p99RatioRbac: toRbac(v.id, 'p99Ms'),
+        cpuRatioRbacQuartiles: quartiles(v.id),
+        cpuRatioReference: referenceId ? toReference(v.id, 'cpuUsPerRequest') : undefined,
+        p99RatioReference: referenceId ? toReference(v.id, 'p99Ms') : undefined,
         deniedShare: denied / Math.max(1, ok + denied),
         otherStatuses: s.reduce((a, x) => a + x.other, 0),
         socketErrors: s.reduce((a, x) => a + x.socketErrors, 0),
@@ -325,7 +392,14 @@ export async function benchRequests(o: {
         rounds: s.map(({ rps, p50Ms, p99Ms, cpuUsPerRequest }) => ({ rps, p50Ms, p99Ms, cpuUsPerRequest })),
       };
     });
-    return { connections: o.connections, seconds: o.seconds, rounds: o.rounds, upstream: 'Envoy direct_response (200 "ok")', results };
+    return {
+      connections: o.connections,
+      seconds: o.seconds,
+      rounds: o.rounds,
+      upstream: 'Envoy direct_response (200 "ok")',
+      reference: referenceId ? o.variants.find((v) => v.id === referenceId)!.label : undefined,
+      results,
+    };
   } finally {
     for (const e of envoys.values()) await e.stop();
     await upstream.stop();
@@ -335,8 +409,13 @@ export async function benchRequests(o: {
 const x = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : 'n/a');
 
 export function requestTable(b: RequestBench): string {
+  const ref = b.reference !== undefined;
   const rows: Array<Array<string | number>> = [
-    ['variant', 'req/s', 'p50', 'p99', 'Envoy CPU/req', 'req/s ÷ none', 'p50 ÷ none', 'p99 ÷ none', 'CPU ÷ none', 'Envoy RSS', 'Wasm memory', 'plugin.wasm', 'denied'],
+    [
+      'variant', 'req/s', 'p50', 'p99', 'Envoy CPU/req', 'CPU ÷ RBAC (quartiles of rounds)', 'p99 ÷ RBAC',
+      ...(ref ? ['CPU ÷ Rust', 'p99 ÷ Rust'] : []),
+      'CPU ÷ none', 'Envoy RSS', 'Wasm memory', 'plugin.wasm', 'denied',
+    ],
   ];
   for (const r of b.results) {
     rows.push([
@@ -345,9 +424,9 @@ export function requestTable(b: RequestBench): string {
       `${r.p50Ms.toFixed(2)} ms`,
       `${r.p99Ms.toFixed(2)} ms`,
       `${r.cpuUsPerRequest.toFixed(1)} µs`,
-      x(r.rpsRatio),
-      x(r.p50Ratio),
-      x(r.p99Ratio),
+      `${x(r.cpuRatioRbac)} (${x(r.cpuRatioRbacQuartiles?.[0] ?? NaN)}–${x(r.cpuRatioRbacQuartiles?.[1] ?? NaN)})`,
+      x(r.p99RatioRbac),
+      ...(ref ? [x(r.cpuRatioReference ?? NaN), x(r.p99RatioReference ?? NaN)] : []),
       x(r.cpuRatio),
       mib(r.rssEndKiB),
       r.wasmMemoryKiB === undefined ? '' : `${fmt(r.wasmMemoryKiB)} KiB`,

@@ -175,6 +175,15 @@ export function median(values: number[]): number {
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
+/** The q-quantile (0..1) of values, interpolated between neighbours. */
+export function quantile(values: number[], q: number): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const at = (v.length - 1) * q;
+  const lo = Math.floor(at);
+  return v[lo] + (v[Math.min(lo + 1, v.length - 1)] - v[lo]) * (at - lo);
+}
+
 /** A markdown table; the first row is the header. */
 export function table(rows: Array<Array<string | number>>): string {
   const [head, ...body] = rows.map((r) => r.map(String));

@@ -2,12 +2,24 @@
 // Re-export everything here from the plugin's entry file:
 //   export * from "./proxy/exports";
 //
-// Callbacks this layer does not export (network filters, HTTP and gRPC call
-// responses, timers, queues) are skipped by Envoy. To use one, export it here
-// under its ABI name and route it to a new method on the context classes.
-import { RootContext, StreamContext, registeredRootIds, rootFactory } from "./context";
+// These are the ones every HTTP plugin needs: contexts made and deleted,
+// configuration, request headers. Envoy calls an exported callback on every
+// request whether or not the plugin does anything in it, and skips one the
+// module does not export. The others are one line each in the entry file
+// (the template has all three; a plugin that overrides none of their
+// methods may drop them):
+//   export * from "./proxy/exports-request";   // onRequestBody, onRequestTrailers
+//   export * from "./proxy/exports-response";  // onResponseHeaders, onResponseBody, onResponseTrailers
+//   export * from "./proxy/exports-done";      // onDone, onLog (stream and root)
+// An overridden method whose module is not exported is never called.
+//
+// Callbacks this layer does not export at all (network filters, HTTP and gRPC
+// call responses, timers, queues) are skipped by Envoy. To use one, export it
+// under its ABI name in a module like these and route it to a new method on
+// the context classes.
 import { BufferType, LogLevel, proxy_log } from "./abi";
-import { configurationText, getProperty, log, refreshLogLevel } from "./host";
+import { configurationText, refreshLogLevel } from "./host";
+import { createRoot, forgetStream, roots, stream, streams } from "./dispatch";
 
 /** The ABI marker: Envoy reads the ABI version from this export's name. */
 export function proxy_abi_version_0_2_1(): void {}
@@ -32,34 +44,6 @@ function proxy_abort(message: string | null, file: string | null, line: u32, col
   const bytes = String.UTF8.encode(text);
   proxy_log(LogLevel.critical, changetype<usize>(bytes), bytes.byteLength);
   unreachable();
-}
-
-const roots = new Map<u32, RootContext>();
-const streams = new Map<u32, StreamContext>();
-
-// Envoy makes several calls in a row for one stream: remember the last one
-// looked up.
-let lastId: u32 = 0;
-let last: StreamContext | null = null;
-
-function stream(id: u32): StreamContext {
-  const cached = last;
-  if (id == lastId && cached !== null) return cached;
-  const found = streams.get(id);
-  lastId = id;
-  last = found;
-  return found;
-}
-
-function createRoot(id: u32): void {
-  const raw = getProperty(["plugin_root_id"]);
-  const name = raw == null ? "" : String.UTF8.decode(raw);
-  const factory = rootFactory(name);
-  if (factory == null) {
-    log(LogLevel.critical, "Missing root context factory for root id \"" + name + "\": this plugin registers " + registeredRootIds() + " (set the WasmPlugin's spec.pluginName to it)");
-    unreachable();
-  }
-  roots.set(id, factory!(id));
 }
 
 export function proxy_on_context_create(context_id: u32, parent_context_id: u32): void {
@@ -88,47 +72,10 @@ export function proxy_on_request_headers(context_id: u32, header_count: u32, end
   return stream(context_id).onRequestHeaders(header_count, end_of_stream != 0);
 }
 
-export function proxy_on_request_body(context_id: u32, body_size: u32, end_of_stream: u32): i32 {
-  return stream(context_id).onRequestBody(body_size, end_of_stream != 0);
-}
-
-export function proxy_on_request_trailers(context_id: u32, trailer_count: u32): i32 {
-  return stream(context_id).onRequestTrailers(trailer_count);
-}
-
-export function proxy_on_response_headers(context_id: u32, header_count: u32, end_of_stream: u32): i32 {
-  return stream(context_id).onResponseHeaders(header_count, end_of_stream != 0);
-}
-
-export function proxy_on_response_body(context_id: u32, body_size: u32, end_of_stream: u32): i32 {
-  return stream(context_id).onResponseBody(body_size, end_of_stream != 0);
-}
-
-export function proxy_on_response_trailers(context_id: u32, trailer_count: u32): i32 {
-  return stream(context_id).onResponseTrailers(trailer_count);
-}
-
-export function proxy_on_done(context_id: u32): u32 {
-  if (streams.has(context_id)) {
-    stream(context_id).onDone();
-    return 1;
-  }
-  if (roots.has(context_id)) return roots.get(context_id).onDone() ? 1 : 0;
-  return 1;
-}
-
-export function proxy_on_log(context_id: u32): void {
-  if (streams.has(context_id)) stream(context_id).onLog();
-}
-
 export function proxy_on_delete(context_id: u32): void {
   if (streams.has(context_id)) {
     stream(context_id).onDelete();
-    streams.delete(context_id);
-    if (lastId == context_id) {
-      lastId = 0;
-      last = null;
-    }
+    forgetStream(context_id);
     return;
   }
   if (roots.has(context_id)) {
