@@ -1,10 +1,11 @@
 // Lint for src/, test/ and scripts/: ESLint's and typescript-eslint's
-// recommended rules. The plugin (AssemblyScript) and the bundle are not linted.
+// recommended rules. The plugins (AssemblyScript: plugin/, fixtures, bench
+// candidates) and the bundle are not linted.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'lib/', 'node_modules/', 'plugin/', 'test/fixtures/', 'coverage/'] },
+  { ignores: ['dist/', 'lib/', 'node_modules/', 'plugin/', 'test/fixtures/', 'bench/candidates/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
