@@ -133,7 +133,8 @@ const SUPPORTED_TARGETS = [
   'networking.istio.io/ServiceEntry',
 ];
 
-const KNOWN_SPEC_FIELDS = new Set([
+/** spec's fields, in the order of the API reference (objects are built in it). */
+export const SPEC_FIELDS = [
   'selector',
   'targetRef',
   'targetRefs',
@@ -150,7 +151,9 @@ const KNOWN_SPEC_FIELDS = new Set([
   'vmConfig',
   'match',
   'type',
-]);
+] as const satisfies readonly (keyof WasmPluginSpec)[];
+
+const KNOWN_SPEC_FIELDS = new Set<string>(SPEC_FIELDS);
 
 /** The digest an `oci://…@sha256:<hex>` URL is pinned to, if any. */
 export function urlDigest(url: string): string | undefined {

@@ -11,6 +11,7 @@ import { UserError } from '../errors.js';
 import {
   DEFAULT_NAMESPACE,
   DEFAULT_SELECTOR,
+  SPEC_FIELDS,
   WASMPLUGIN_API_VERSION,
   assertValid,
   urlDigest,
@@ -115,24 +116,7 @@ const INPUT_OF: Record<string, string> = {
 };
 
 /** The order of spec's fields in the API reference; the object is built in it. */
-const SPEC_ORDER: (keyof WasmPluginSpec)[] = [
-  'selector',
-  'targetRef',
-  'targetRefs',
-  'url',
-  'sha256',
-  'imagePullPolicy',
-  'imagePullSecret',
-  'verificationKey',
-  'pluginConfig',
-  'pluginName',
-  'phase',
-  'priority',
-  'failStrategy',
-  'vmConfig',
-  'match',
-  'type',
-];
+const SPEC_ORDER: readonly (keyof WasmPluginSpec)[] = SPEC_FIELDS;
 
 const given = (v: unknown) => v !== undefined && v !== null && v !== '';
 
