@@ -4,6 +4,18 @@
 // GITHUB_STEP_SUMMARY, the step's `if:`, and then the action's outputs from
 // the steps context. It evaluates only the expressions action.yml uses and
 // throws on any other, so a new form must be taught here before it ships.
+//
+// Only test/integration/action.test.ts uses it, for the one check act
+// (test/infra/act.ts) cannot make: which environment each step's processes
+// get. GitHub's runner gives a composite action's step the env its YAML maps
+// and no variable for the action's inputs (the workflow's, the job's and the
+// runner's own variables aside), and so does this emulation; act
+// v0.2.89 adds an INPUT_<NAME> variable for every input of the action to every
+// step (credentials included), and in host mode the whole environment of the
+// machine it runs on. Under act a credential seen by the plugin's build script
+// proves nothing about action.yml. Everything else a runner does with the
+// action (stages, `if:`, outputs, the reusable workflow) is tested under act
+// in test/integration/act.test.ts; do not add such tests here.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -86,6 +86,8 @@ export interface ActOptions {
   checkouts?: string[];
   /** The Envoy binary the action finds on PATH. */
   envoyPath: string;
+  /** Variables of the machine the runner runs on, which act in host mode hands to every step (e.g. NODE_EXTRA_CA_CERTS). */
+  env?: Record<string, string>;
   /** github.repository; default org/plugin-repo. */
   repository?: string;
   timeoutMs?: number;
@@ -141,6 +143,7 @@ export async function runAct(options: ActOptions): Promise<ActRun> {
     // No act configuration of this machine's user applies.
     XDG_CONFIG_HOME: path.join(tmp, 'config'),
     // act asks its project's server for notices unless told not to.
+    ...options.env,
     ACT_DISABLE_VERSION_CHECK: '1',
     ACT_STANDIN_ARTIFACTS: artifacts,
     ACT_STANDIN_REPOSITORIES: (options.checkouts ?? []).join('\n'),
