@@ -1,12 +1,10 @@
 // The pipeline's stages, as the action and the CLI run them. Each takes the
 // typed inputs and what earlier stages produced, logs inside a group, sets
 // its outputs and adds its part of the job summary.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as core from '@actions/core';
 import { buildPlugin, CompileError, readBuildRecord, type BuildResult } from './build/index.js';
 import { countDiagnostics, formatDiagnostic } from './build/diagnostics.js';
-import { directSpecs, readLock, readPackageJson } from './toolchain/lockfile.js';
 import { validateModule } from './build/validate.js';
 import { readModuleFile, sha256File } from './build/module-file.js';
 import { installEnvoy } from './envoy/install.js';
@@ -17,7 +15,7 @@ import { filterSettings, overridesFromInputs, readPluginFile, resolvePlugin, typ
 import { escapeHtml, writeSection } from './summary.js';
 import { loadCases, loadTestFile } from './test/cases.js';
 import { runLocalTest, type LocalTestReport } from './test/index.js';
-import { installToolchain, type ToolchainResult } from './toolchain/index.js';
+import { installToolchain, installedToolchain, type ToolchainResult } from './toolchain/index.js';
 import { push, type PushResult } from './oci/index.js';
 // The deploy stage's modules (and the Kubernetes client under them, most of
 // the bundle) are loaded by that stage alone: every other stage starts faster.
@@ -49,19 +47,7 @@ export async function toolchainStage(inputs: Inputs, results: Results): Promise<
 function toolchainFor(inputs: Inputs, results: Results): { nodeModules: string; compilerVersion: string; direct: Record<string, string> } {
   const t = results.toolchain;
   if (t) return { nodeModules: t.nodeModules, compilerVersion: t.assemblyscriptVersion, direct: t.direct };
-  const nodeModules = path.join(inputs.pluginDir, 'node_modules');
-  const pkg = path.join(nodeModules, 'assemblyscript', 'package.json');
-  if (!fs.existsSync(pkg)) {
-    throw new UserError(`no AssemblyScript compiler in ${nodeModules}; run the toolchain stage first (input toolchain: true, or \`asm-wasm toolchain\`) or install the plugin's dependencies there`);
-  }
-  const compilerVersion = (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string }).version;
-  let direct: Record<string, string>;
-  try {
-    direct = readLock(inputs.pluginDir).direct;
-  } catch {
-    direct = directSpecs(readPackageJson(inputs.pluginDir));
-  }
-  return { nodeModules, compilerVersion, direct };
+  return installedToolchain(inputs.pluginDir);
 }
 
 export async function buildStage(inputs: Inputs, results: Results, spec: PluginSpec): Promise<void> {

@@ -145,9 +145,11 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
 
   // The module is reused when the compiler's exact inputs are unchanged (cache.ts).
   const session = openCache({ pluginDir, plan, scripts: pkg.scripts ?? {}, compilerVersion: options.compilerVersion, nodeModules: options.nodeModules, entry: options.entry });
-  let result: { exitCode: number; stdout: string; stderr: string };
   let reusedKey: string | undefined;
+  let diagnostics: Diagnostic[];
+  let output: string;
   try {
+    let result: { exitCode: number; stdout: string; stderr: string };
     const hit = 'reason' in session ? undefined : reuse(session, pluginDir);
     if (hit) {
       reusedKey = hit.key;
@@ -160,38 +162,38 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
         plan.kind === 'script'
           ? await run('npm', ['run', '--silent', plan.script!], { cwd: pluginDir, env: runEnv, allowFailure: true })
           : await run(path.join(binDir, 'asc'), plan.args!, { cwd: pluginDir, env: runEnv, allowFailure: true });
-      if (!('reason' in session) && result.exitCode === 0) {
-        const out = plan.output ?? [...wasmFiles(pluginDir)].filter(([f, t]) => before.get(f) !== t).map(([f]) => f)[0];
-        const stored = out && fs.existsSync(out) ? store(session, { pluginDir, wasm: out, stdout: result.stdout, stderr: result.stderr }) : { reason: 'no module to store' };
-        core.info('reason' in stored ? `not stored for reuse: ${stored.reason}` : `stored the build as ${stored.key} for reuse`);
-      }
+    }
+
+    diagnostics = parseDiagnostics(`${result.stdout}\n${result.stderr}`);
+    const relDir = path.relative(process.cwd(), pluginDir);
+    for (const d of inPluginFiles(diagnostics)) {
+      const file = path.relative(process.cwd(), path.resolve(pluginDir, d.file!));
+      annotate(d.level, `${d.code}: ${d.message}`, { file, line: d.line, column: d.column });
+    }
+    if (result.exitCode !== 0) {
+      const errors = diagnostics.filter((d) => d.level === 'error');
+      const shown = inPluginFiles(errors).length > 0 ? inPluginFiles(errors) : errors;
+      throw new CompileError(
+        diagnostics,
+        errors.length
+          ? `the plugin did not compile (${countDiagnostics(diagnostics)}); first: ${formatDiagnostic(shown[0], relDir ? `${relDir}/` : '')}`
+          : `the plugin did not compile: \`${plan.command}\` exited with ${result.exitCode}`,
+        [
+          ...shown.slice(0, 20).map((d) => formatDiagnostic(d, relDir ? `${relDir}/` : '')),
+          '',
+          ...`${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-40),
+        ].join('\n').trim(),
+      );
+    }
+    // The one file the build produced: what is checked, recorded and stored for reuse.
+    output = producedFile(plan, before, pluginDir);
+    if (!hit && !('reason' in session)) {
+      const stored = store(session, { pluginDir, wasm: output, stdout: result.stdout, stderr: result.stderr });
+      core.info('reason' in stored ? `not stored for reuse: ${stored.reason}` : `stored the build as ${stored.key} for reuse`);
     }
   } finally {
     if (!('reason' in session)) closeCache(session);
   }
-
-  const diagnostics = parseDiagnostics(`${result.stdout}\n${result.stderr}`);
-  const relDir = path.relative(process.cwd(), pluginDir);
-  for (const d of inPluginFiles(diagnostics)) {
-    const file = path.relative(process.cwd(), path.resolve(pluginDir, d.file!));
-    annotate(d.level, `${d.code}: ${d.message}`, { file, line: d.line, column: d.column });
-  }
-  if (result.exitCode !== 0) {
-    const errors = diagnostics.filter((d) => d.level === 'error');
-    const shown = inPluginFiles(errors).length > 0 ? inPluginFiles(errors) : errors;
-    throw new CompileError(
-      diagnostics,
-      errors.length
-        ? `the plugin did not compile (${countDiagnostics(diagnostics)}); first: ${formatDiagnostic(shown[0], relDir ? `${relDir}/` : '')}`
-        : `the plugin did not compile: \`${plan.command}\` exited with ${result.exitCode}`,
-      [
-        ...shown.slice(0, 20).map((d) => formatDiagnostic(d, relDir ? `${relDir}/` : '')),
-        '',
-        ...`${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-40),
-      ].join('\n').trim(),
-    );
-  }
-  const output = producedFile(plan, before, pluginDir);
   if (diagnostics.length > 0) core.info(`compiler: ${countDiagnostics(diagnostics)}`);
 
   const bytes = readModuleFile(output, `the build's output`);

@@ -60,7 +60,7 @@ function ascOf(nodeModules: string): string {
   return path.join(nodeModules, '.bin', 'asc');
 }
 
-function packageVersion(nodeModules: string, name: string): string | undefined {
+export function packageVersion(nodeModules: string, name: string): string | undefined {
   const pkg = path.join(nodeModules, name, 'package.json');
   if (!fs.existsSync(pkg)) return undefined;
   try {
@@ -271,4 +271,24 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
   const nodeModules = path.join(dir, 'node_modules');
   link(pluginDir, nodeModules);
   return finish(nodeModules, source);
+}
+
+/**
+ * The compiler the plugin's own node_modules holds, for a build without the
+ * toolchain stage (a developer's checkout, or `asm-wasm build` after
+ * `asm-wasm toolchain` in another process).
+ */
+export function installedToolchain(pluginDir: string): { nodeModules: string; compilerVersion: string; direct: Record<string, string> } {
+  const nodeModules = path.join(pluginDir, 'node_modules');
+  const compilerVersion = packageVersion(nodeModules, 'assemblyscript');
+  if (!compilerVersion) {
+    throw new UserError(`no AssemblyScript compiler in ${nodeModules}; run the toolchain stage first (input toolchain: true, or \`asm-wasm toolchain\`) or install the plugin's dependencies there`);
+  }
+  let direct: Record<string, string>;
+  try {
+    direct = readLock(pluginDir).direct;
+  } catch {
+    direct = directSpecs(readPackageJson(pluginDir));
+  }
+  return { nodeModules, compilerVersion, direct };
 }
