@@ -10,6 +10,8 @@
 //   npm run bench -- --plugin my=x.wasm --root-id my_root --config '{}' --deny-status 401 --deny-body 'no'
 //                                                  any module, with its own root id, configuration and deny response
 //   npm run bench -- --quick                       a short smoke run
+//   npm run bench -- --only growth --bundle tree --out bench/growth.json
+//                                                  how the test and push stages grow (cases, Envoy versions, module size)
 //
 // It installs what it lacks: wrk (apt-get), Envoy (the action's installer),
 // the AssemblyScript toolchain (the action's toolchain stage), Debian's Rust
@@ -22,13 +24,13 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { installEnvoy } from '../src/envoy/install.js';
 import { DEFAULT_ENVOY_DOWNLOAD_URL, DEFAULT_ENVOY_VERSION } from '../src/inputs.js';
-import { benchGrowth, growthTable, type GrowthBench } from './bench/growth.js';
+import { benchGrowth, CASE_COUNTS, ENVOY_MATRIX, GROWTH_PARTS, growthTable, MODULE_MIB, type GrowthBench, type GrowthPart } from './bench/growth.js';
 import { benchPipeline, coldDetails, pipelineTable, PIPELINE_STAGES, type PipelineBench } from './bench/pipeline.js';
 import { benchRequests, DENY_BODY, requestTable, variants, type ExtraPlugin, type RequestBench } from './bench/requests.js';
 import { buildRustPlugin, RUST_DENY_BODY, RUST_PLUGIN_DIR } from './bench/rust.js';
 import { benchSoak, soakTable, type SoakResult } from './bench/soak.js';
 import { copyPlugin, LEGACY_PLUGIN_DIR, TEMPLATE_DIR } from '../test/helpers/cli.js';
-import { ROOT, buildPluginDir, bundleAtRef, ensureWrk, log, ms, pluginAtRef, tempDir } from './bench/util.js';
+import { ROOT, buildPluginDir, bundleAtRef, bundleWorkingTree, ensureWrk, log, ms, pluginAtRef, tempDir } from './bench/util.js';
 
 const SECTIONS = ['requests', 'soak', 'pipeline', 'growth'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -51,6 +53,11 @@ interface Options {
   inputs: Record<string, string>;
   bundle?: string;
   warmRuns: number;
+  envoyVersions: string[];
+  caseCounts: number[];
+  moduleMiB: number[];
+  growthParts: GrowthPart[];
+  restored: boolean;
 }
 
 interface PluginOption {
@@ -89,8 +96,15 @@ const HELP = `Usage: npm run bench -- [options]
   --no-rust               do not measure the guide's Rust plugin (bench/rust-plugin, built with Debian's rustc)
   --pipeline-stages list  stages to time (default: ${PIPELINE_STAGES.join(',')})
   --input name=value      an extra action input for every timed stage (repeatable), e.g. kubeconfig=...
-  --bundle file           the action bundle to time (default: dist/index.js)
+  --bundle file|tree      the action bundle to time (default: dist/index.js; tree: the working tree's src/,
+                          bundled with esbuild outside dist/)
+  --envoy-versions list   growth: the Envoy matrix (default: ${ENVOY_MATRIX.join(',')})
+  --growth-cases list     growth: test files of this many cases (default: ${CASE_COUNTS.join(',')})
+  --growth-modules list   growth: module sizes in MiB (default: ${MODULE_MIB.join(',')})
+  --growth-parts list     growth: what to measure, of: ${GROWTH_PARTS.join(', ')} (default: all)
   --warm-runs n           warm pipeline runs after the cold one (default: 1)
+  --restored              pipeline: also run on a fresh tool cache holding only what the action's cache restores
+                          (the toolchain; then the toolchain and Envoy)
   --quick                 short rounds and soak, for a smoke run
 `;
 
@@ -106,6 +120,11 @@ function parseOptions(argv: string[]): Options {
     pipelineStages: PIPELINE_STAGES,
     inputs: {},
     warmRuns: 1,
+    envoyVersions: ENVOY_MATRIX,
+    caseCounts: CASE_COUNTS,
+    moduleMiB: MODULE_MIB,
+    growthParts: [...GROWTH_PARTS],
+    restored: false,
     plugins: [],
     oldTemplate: true,
     rust: true,
@@ -187,8 +206,25 @@ function parseOptions(argv: string[]): Options {
         o.inputs[v.slice(0, eq)] = v.slice(eq + 1);
         break;
       }
-      case '--bundle': o.bundle = path.resolve(value()); break;
+      case '--bundle': {
+        const v = value();
+        o.bundle = v === 'tree' ? 'tree' : path.resolve(v);
+        break;
+      }
+      case '--envoy-versions': {
+        o.envoyVersions = value().split(',').map((s) => s.trim()).filter(Boolean);
+        for (const v of o.envoyVersions) if (!/^\d+\.\d+\.\d+$/.test(v)) throw new Error(`--envoy-versions: ${v} is not a release version`);
+        break;
+      }
+      case '--growth-cases': o.caseCounts = value().split(',').map((s) => num(flag, s)); break;
+      case '--growth-modules': o.moduleMiB = value().split(',').map((s) => num(flag, s)); break;
+      case '--growth-parts': {
+        o.growthParts = value().split(',').map((s) => s.trim()) as GrowthPart[];
+        for (const p of o.growthParts) if (!GROWTH_PARTS.includes(p)) throw new Error(`--growth-parts: unknown part ${p}; parts are ${GROWTH_PARTS.join(', ')}`);
+        break;
+      }
       case '--warm-runs': o.warmRuns = num(flag, value()); break;
+      case '--restored': o.restored = true; break;
       case '--quick':
         o.seconds = 2;
         o.rounds = 2;
@@ -269,8 +305,15 @@ async function main(): Promise<void> {
   } = { date: new Date().toISOString(), machine: machine() };
   const md: string[] = [];
   const work = tempDir('run');
-  let rustWasm: string | undefined;
   try {
+    let bundleLabel = o.bundle ? path.relative(ROOT, o.bundle) : 'dist/';
+    if (o.bundle === 'tree') {
+      log('bundling the working tree (esbuild, outside dist/)');
+      o.bundle = await bundleWorkingTree(path.join(work, 'tree-bundle'));
+      bundleLabel = 'working tree';
+    }
+    let baselineBundle: { label: string; bundle: string } | undefined;
+    const baselineOf = async () => (baselineBundle ??= o.baselineRef ? { label: o.baselineRef, bundle: await bundleAtRef(o.baselineRef, path.join(work, 'baseline', 'dist')) } : undefined);
     const wantLoad = o.only.has('requests') || o.only.has('soak');
     if (wantLoad) {
       const wrk = ensureWrk();
@@ -290,7 +333,6 @@ async function main(): Promise<void> {
       if (o.rust) {
         log('building the guide\'s Rust plugin (bench/rust-plugin) with Debian\'s rustc and cargo');
         const rust = await buildRustPlugin(RUST_PLUGIN_DIR, path.join(work, 'rust'));
-        rustWasm = rust.wasm;
         log(`${rust.rustc}: built in ${ms(rust.ms)}`);
         extra.push({
           tag: 'rust',
@@ -348,12 +390,12 @@ async function main(): Promise<void> {
       }
     }
     if (o.only.has('pipeline')) {
-      const baseline = o.baselineRef ? { label: o.baselineRef, bundle: await bundleAtRef(o.baselineRef, path.join(work, 'baseline', 'dist')) } : undefined;
+      const baseline = await baselineOf();
       log(`pipeline: ${o.pipelineStages.join(', ')}, cold then warm${baseline ? `, beside dist/ at ${baseline.label}` : ''}`);
-      results.pipeline = await quietly(() => benchPipeline({ stages: o.pipelineStages, extraInputs: o.inputs, bundle: o.bundle, baseline, warmRuns: o.warmRuns }));
+      results.pipeline = await quietly(() => benchPipeline({ stages: o.pipelineStages, extraInputs: o.inputs, bundle: o.bundle, baseline, warmRuns: o.warmRuns, restored: o.restored }));
       const f = results.pipeline.floor;
       md.push(
-        '### Pipeline time (bundled plugin, local registry; each stage a fresh `node dist/index.js <stage>` as in the action)',
+        '### Pipeline time (bundled plugin, local registry; each stage a fresh `node <bundle> <stage>` as in the action)',
         '',
         pipelineTable(results.pipeline),
         '',
@@ -367,10 +409,13 @@ async function main(): Promise<void> {
       );
     }
     if (o.only.has('growth')) {
-      if (!rustWasm && o.rust) rustWasm = (await buildRustPlugin(RUST_PLUGIN_DIR, path.join(work, 'rust'))).wasm;
-      log('growth: the test stage with 5 and 100 cases, and with a small and a large module');
-      results.growth = await quietly(() => benchGrowth({ bundle: o.bundle, rustWasm, runs: o.warmRuns >= 3 ? o.warmRuns : 3 }));
-      md.push('### How the cost grows (each stage a fresh `node <bundle> test`, median of 3 runs)', '', growthTable(results.growth), '');
+      const runs = o.warmRuns >= 3 ? o.warmRuns : 3;
+      log(`growth: the test stage with ${o.caseCounts.join(', ')} cases, Envoy ${o.envoyVersions.join(', ')}, modules of ${o.moduleMiB.join(', ')} MiB; the push stage of each module`);
+      const baseline = await baselineOf();
+      results.growth = await quietly(() =>
+        benchGrowth({ bundle: o.bundle, bundleLabel, baseline, runs, envoyVersions: o.envoyVersions, caseCounts: o.caseCounts, moduleMiB: o.moduleMiB, parts: o.growthParts }),
+      );
+      md.push(`### How the cost grows (each stage a fresh \`node <bundle> <stage>\`, median of ${runs} runs; peaks are VmHWM)`, '', growthTable(results.growth), '');
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

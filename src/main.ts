@@ -121,7 +121,10 @@ export async function main(argv: string[]): Promise<number> {
         ? true
         : (sink as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest)) as typeof process.stdout.write;
     defaultRunnerDirs();
-    const inputs = parseInputs({ ...inputsFromEnv(), ...cli.raw });
+    const raw = { ...inputsFromEnv(), ...cli.raw };
+    // On a laptop the signing key's password may come from cosign's own variable rather than argv.
+    if (!inActions() && raw['sign-key-password'] === undefined && process.env.COSIGN_PASSWORD !== undefined) raw['sign-key-password'] = process.env.COSIGN_PASSWORD;
+    const inputs = parseInputs(raw);
     Object.assign(results, resultsFromSteps());
     const stages = cli.command === 'run' ? STAGE_NAMES.filter((s) => inputs.stages[s]) : [cli.command];
     // The plugin's WasmPlugin settings are read (and checked) once, before the

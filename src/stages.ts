@@ -1,7 +1,9 @@
 // The pipeline's stages, as the action and the CLI run them. Each takes the
 // typed inputs and what earlier stages produced, logs inside a group, sets
 // its outputs and adds its part of the job summary.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { KeyObject } from 'node:crypto';
 import * as core from '@actions/core';
 import { buildPlugin, CompileError, readBuildRecord, type BuildResult } from './build/index.js';
 import { countDiagnostics, formatDiagnostic } from './build/diagnostics.js';
@@ -16,11 +18,13 @@ import { escapeHtml, writeSection } from './summary.js';
 import { loadCases, loadTestFile } from './test/cases.js';
 import { runLocalTest, type LocalTestReport } from './test/index.js';
 import { installToolchain, installedToolchain, type ToolchainResult } from './toolchain/index.js';
-import { push, type PushResult } from './oci/index.js';
+import { DEFAULT_LAYOUT_DIR, push, type PushResult } from './oci/index.js';
+import { pluginSbom, SBOM_FILE_NAME, SBOM_MEDIA_TYPE, SBOM_SPEC_VERSION, type PluginSbom } from './sbom/index.js';
 // The deploy stage's modules (and the Kubernetes client under them, most of
 // the bundle) are loaded by that stage alone: every other stage starts faster.
 import type { DeployResult, PullSecretOptions } from './k8s/deploy.js';
 import { summaryEnabled } from './summary.js';
+import { imageOfUrl, KeyError, openRepository, parsePrivateKey, parsePublicKey, SignatureVerificationError, signImage, verifyImage, type SignRecord } from './sign/index.js';
 import { run } from './exec.js';
 
 export const STAGE_NAMES = ['toolchain', 'build', 'test', 'push', 'deploy'] as const;
@@ -59,7 +63,7 @@ export async function buildStage(inputs: Inputs, results: Results, spec: PluginS
         pluginDir: inputs.pluginDir,
         entry: inputs.entry,
         target: inputs.ascTarget,
-        pluginName: spec.model.object.spec.pluginName!,
+        pluginName: spec.model.wasm.pluginName!,
         ...tool,
       }),
     );
@@ -228,13 +232,51 @@ async function provenance(dir: string): Promise<{ source?: string; revision?: st
   return { source, revision, created };
 }
 
+/** The compiler that built `sha`: this run's build or toolchain, the build record of an earlier step, else the input (the lockfile's when unset). */
+async function compilerOf(inputs: Inputs, results: Results, sha: string): Promise<string | undefined> {
+  if (results.build?.compilerVersion) return results.build.compilerVersion;
+  if (results.toolchain) return results.toolchain.assemblyscriptVersion;
+  try {
+    const record = await readBuildRecord(inputs.pluginDir);
+    if (record?.sha256 === sha) return record.compilerVersion;
+  } catch {
+    // the record is of another module: it says nothing about this one
+  }
+  return inputs.assemblyscriptVersion;
+}
+
+/** The SBOM of the module being pushed; an unreadable plugin directory names the input that skips it. */
+async function sbomOf(inputs: Inputs, results: Results, wasm: string, sha: string, from: { source?: string; revision?: string; created?: string }): Promise<PluginSbom> {
+  try {
+    return pluginSbom({
+      pluginDir: inputs.pluginDir,
+      wasmSha256: sha,
+      wasmSize: results.build?.size || (await fs.promises.stat(wasm)).size,
+      compilerVersion: await compilerOf(inputs, results, sha),
+      sdks: results.toolchain?.sdks.map((s) => s.sdk),
+      ...from,
+    });
+  } catch (err) {
+    if (err instanceof UserError) throw new UserError(`the SBOM of plugin.wasm needs the plugin's package.json and lockfile: ${err.message}; or set \`sbom: false\` to push without one`);
+    throw err;
+  }
+}
+
 export async function pushStage(inputs: Inputs, results: Results): Promise<void> {
   const wasm = await wasmFor(inputs, results);
   const sha = results.build?.sha256 || (await sha256File(wasm));
+  // The signing key is read (and its password checked) before anything is pushed.
+  const signKey = await signingKey(inputs);
+  let sbom: PluginSbom | undefined;
   const r = await group(inputs.image ? `Push to ${inputs.image.registry}/${inputs.image.repository}` : 'Write the OCI image layout', async () => {
     const from = await provenance(inputs.pluginDir);
     const tags = inputs.tags.length > 0 ? inputs.tags : from.revision ? [from.revision.slice(0, 7)] : [];
+    if (inputs.sbom) {
+      sbom = await sbomOf(inputs, results, wasm, sha, from);
+      core.info(`SBOM (CycloneDX ${SBOM_SPEC_VERSION}): ${sbom.packages} packages, AssemblyScript ${sbom.compilerVersion}, SDK ${sbom.sdks.join(', ') || 'none from npm'}`);
+    }
     return push({
+      attach: sbom && inputs.image ? { artifactType: SBOM_MEDIA_TYPE, mediaType: SBOM_MEDIA_TYPE, data: sbom.bytes, fileName: SBOM_FILE_NAME } : undefined,
       wasmPath: wasm,
       wasmSha256: sha,
       registry: inputs.image?.registry,
@@ -256,6 +298,16 @@ export async function pushStage(inputs: Inputs, results: Results): Promise<void>
   setOutput('url', r.url);
   setOutput('tags', r.tags.join(','));
   if (r.ociLayout) setOutput('oci-layout', r.ociLayout);
+  const signed = signKey && inputs.image ? await group(`Sign ${r.imageRef}`, () => signPushed(inputs, r.digest, signKey)) : undefined;
+  let sbomPath: string | undefined;
+  if (sbom) {
+    // Beside the OCI layout (.asm-wasm/), pushed or not: a file to keep as a build artifact.
+    sbomPath = path.join(r.ociLayout ? path.dirname(r.ociLayout) : path.dirname(path.resolve(DEFAULT_LAYOUT_DIR)), SBOM_FILE_NAME);
+    await fs.promises.mkdir(path.dirname(sbomPath), { recursive: true });
+    await fs.promises.writeFile(sbomPath, sbom.bytes);
+    setOutput('sbom-path', sbomPath);
+    if (r.attached) setOutput('sbom-digest', r.attached.digest);
+  }
   await writeSection({
     title: r.ociLayout ? 'Image (OCI layout, not pushed)' : 'Pushed image',
     rows: [
@@ -264,8 +316,102 @@ export async function pushStage(inputs: Inputs, results: Results): Promise<void>
     ],
     lines: [
       `WasmPlugin url: <code>${escapeHtml(r.url)}</code>. For an <code>oci://</code> url, <code>sha256</code> is this manifest digest; the plugin file's own sha256 is <code>${sha}</code>.`,
+      ...(sbom ? [sbomSummaryLine(sbom, r, sbomPath!)] : []),
+      ...(signed ? [signatureSummaryLine(signed)] : []),
     ],
   });
+}
+
+/** The summary's SBOM line: what it lists, where it is, how to fetch it. */
+export function sbomSummaryLine(sbom: Pick<PluginSbom, 'packages' | 'compilerVersion' | 'sdks'>, r: Pick<PushResult, 'imageRef' | 'attached' | 'ociLayout'>, file: string): string {
+  const what = `SBOM <code>${SBOM_FILE_NAME}</code> (CycloneDX ${SBOM_SPEC_VERSION}): ${sbom.packages} packages, AssemblyScript ${escapeHtml(sbom.compilerVersion)}, SDK ${escapeHtml(sbom.sdks.join(', ') || 'none from npm')}`;
+  if (!r.attached) return `${what}; written to <code>${escapeHtml(path.relative(process.cwd(), file) || file)}</code>.`;
+  const repo = r.imageRef.split('@')[0];
+  const where =
+    r.attached.via === 'api'
+      ? 'listed by the registry\'s referrers API'
+      : `listed in <code>${escapeHtml(`${repo}:${r.attached.tag}`)}</code> (the registry has no referrers API)`;
+  return `${what}; attached to the image as <code>${escapeHtml(`${repo}@${r.attached.digest}`)}</code>, ${where}. Fetch it with <code>${escapeHtml(`oras discover ${r.imageRef}`)}</code>.`;
+}
+
+/** The key of `sign: true`, decrypted in memory; undefined when the stage does not sign. */
+async function signingKey(inputs: Inputs): Promise<KeyObject | undefined> {
+  if (inputs.sign === 'none') return undefined;
+  if (inputs.sign === 'keyless') {
+    throw new UserError(
+      'input `sign: keyless` is not supported yet (it needs GitHub\'s OIDC token, Fulcio and Rekor); sign with a key instead: sign: true and sign-key (cosign generate-key-pair)',
+    );
+  }
+  if (!inputs.image) throw new UserError('input `sign` needs `image`: only an image pushed to a registry can be signed, not an OCI layout');
+  try {
+    return await parsePrivateKey(inputs.signKey!, inputs.signKeyPassword);
+  } catch (err) {
+    if (err instanceof KeyError) throw new UserError(`input \`sign-key\`: ${err.message}`);
+    throw err;
+  }
+}
+
+async function signPushed(inputs: Inputs, digest: string, key: KeyObject): Promise<SignRecord> {
+  const client = await openRepository({ ...registryLogin(inputs, inputs.image!.registry), registry: inputs.image!.registry, repository: inputs.image!.repository });
+  try {
+    const s = await signImage({ client, digest, key, log: (line) => core.info(line) });
+    setOutput('signature-tag', s.tag);
+    setOutput('signature-digest', s.signatureDigest);
+    return s;
+  } finally {
+    client.close();
+  }
+}
+
+/** The registry credentials of the inputs, for `registry`; username and password only when it is the `image` input's registry. */
+function registryLogin(inputs: Inputs, registry: string): { username?: string; password?: string; dockerConfigPath?: string; caFile?: string; insecure?: boolean } {
+  const own = !inputs.image || inputs.image.registry === registry;
+  return {
+    username: own ? inputs.registryUsername : undefined,
+    password: own ? inputs.registryPassword : undefined,
+    dockerConfigPath: inputs.dockerConfig,
+    caFile: inputs.registryCa,
+    insecure: inputs.registryInsecure,
+  };
+}
+
+export function signatureSummaryLine(s: Pick<SignRecord, 'ref' | 'signatureDigest' | 'signatures' | 'reused'>): string {
+  return (
+    `Signed (cosign, key): <code>${escapeHtml(s.ref)}</code> = <code>${s.signatureDigest}</code>, ${s.signatures} signature(s)` +
+    `${s.reused ? ', this key\'s signature was already there' : ''}. Verify with <code>cosign verify --key cosign.pub --insecure-ignore-tlog ${escapeHtml(s.ref.replace(/:sha256-([0-9a-f]+)\.sig$/, '@sha256:$1'))}</code>.`
+  );
+}
+
+/**
+ * verify-key: the image the WasmPlugin will fetch must carry a cosign
+ * signature that verifies with the key, for exactly that digest; otherwise
+ * the stage stops here and nothing reaches the cluster.
+ */
+async function verifyBeforeApply(inputs: Inputs, plugin: ResolvedPlugin): Promise<void> {
+  const url = plugin.wasm.url ?? '';
+  const image = imageOfUrl(url);
+  if (!image) throw new UserError(`input \`verify-key\` needs an oci:// image to verify, but the url to apply is ${url || 'empty'}; nothing was sent to the cluster`);
+  const digest = image.digest ?? (plugin.wasm.sha256 ? `sha256:${plugin.wasm.sha256.replace(/^sha256:/, '')}` : undefined);
+  if (!digest) throw new UserError(`input \`verify-key\` needs the image pinned by digest (a url with @sha256:…, or sha256), but ${url} names a tag that could move after the check; nothing was sent to the cluster`);
+  let key: KeyObject;
+  try {
+    key = parsePublicKey(inputs.verifyKey!);
+  } catch (err) {
+    if (err instanceof KeyError) throw new UserError(`input \`verify-key\`: ${err.message}`);
+    throw err;
+  }
+  const v = await group(`Verify the signature of ${image.registry}/${image.repository}@${digest}`, async () => {
+    const client = await openRepository({ ...registryLogin(inputs, image.registry), registry: image.registry, repository: image.repository });
+    try {
+      return await verifyImage({ client, digest, key, log: (line) => core.info(line) });
+    } catch (err) {
+      if (err instanceof SignatureVerificationError) throw new UserError(`${err.message}; nothing was sent to the cluster`);
+      throw err;
+    } finally {
+      client.close();
+    }
+  });
+  await writeSection({ title: 'Signature verified', lines: [`<code>${escapeHtml(`${image.registry}/${image.repository}@${digest}`)}</code> is signed by <code>verify-key</code> (<code>${escapeHtml(v.ref)}</code>, ${v.checked} signature(s) checked).`] });
 }
 
 /**
@@ -293,10 +439,12 @@ export async function deployStage(inputs: Inputs, results: Results, spec: Plugin
     throw new UserError('input `kubeconfig` is empty: pass the kubeconfig secret of the API server that holds WasmPlugins (for ASM, the mesh instance\'s), e.g. kubeconfig: ${{ secrets.ASM_KUBECONFIG }}');
   }
   const plugin = deployPlugin(inputs, results, spec);
+  // Before anything is sent to the cluster: the image must carry a signature by verify-key.
+  if (inputs.verifyKey && inputs.deployMode !== 'delete') await verifyBeforeApply(inputs, plugin);
   const { namespace, name } = plugin.object.metadata;
   let pullSecret: PullSecretOptions | undefined;
   if (inputs.createPullSecret) {
-    const secretName = plugin.object.spec.imagePullSecret;
+    const secretName = plugin.wasm.imagePullSecret;
     if (!secretName) throw new UserError('input `create-pull-secret` needs `image-pull-secret`: the name of the Secret to create');
     if (!inputs.image || !inputs.registryUsername || !inputs.registryPassword) {
       throw new UserError('input `create-pull-secret` needs `image`, `registry-username` and `registry-password` to write the pull secret');
@@ -304,7 +452,7 @@ export async function deployStage(inputs: Inputs, results: Results, spec: Plugin
     pullSecret = { name: secretName, registry: inputs.image.registry, username: inputs.registryUsername, password: inputs.registryPassword };
   }
   const cases = inputs.verifyUrl ? loadCases(inputs.tests) : undefined;
-  const title = `${inputs.deployMode === 'dry-run' ? 'Dry-run' : inputs.deployMode === 'delete' ? 'Delete' : 'Apply'} WasmPlugin ${namespace}/${name}`;
+  const title = `${inputs.deployMode === 'dry-run' ? 'Dry-run' : inputs.deployMode === 'delete' ? 'Delete' : 'Apply'} ${plugin.object.kind} ${namespace}/${name}`;
   const { deploy, DeployVerificationError, formatDeploySummary } = await import('./k8s/index.js');
   const writeDeploySummary = async (r: DeployResult) => {
     if (summaryEnabled()) await core.summary.addRaw(formatDeploySummary(r), true).write();
@@ -325,7 +473,10 @@ export async function deployStage(inputs: Inputs, results: Results, spec: Plugin
                 url: inputs.verifyUrl,
                 cases,
                 timeoutMs: inputs.verifyTimeoutSeconds * 1000,
-                istio: inputs.gatewayAdminUrl || inputs.gatewayStatusUrl ? { adminUrl: inputs.gatewayAdminUrl, statusUrl: inputs.gatewayStatusUrl } : undefined,
+                istio:
+                  inputs.gatewayAdminUrl || inputs.gatewayStatusUrl
+                    ? { adminUrl: inputs.gatewayAdminUrl, statusUrl: inputs.gatewayStatusUrl, istiodUrl: inputs.istiodUrl }
+                    : undefined,
               }
             : undefined,
         gateway: inputs.clusterKubeconfig ? { kubeconfig: inputs.clusterKubeconfig } : undefined,

@@ -5,6 +5,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const BUNDLE = path.join(ROOT, 'dist', 'index.js');
@@ -62,10 +63,15 @@ export interface Spawned {
 }
 
 /** Runs a command without blocking the event loop (the bench's own servers keep answering). */
-export function runAsync(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; onLine?: (line: string, ms: number) => void } = {}): Promise<Spawned> {
+export function runAsync(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; onLine?: (line: string, ms: number) => void; onSpawn?: (pid: number) => void } = {},
+): Promise<Spawned> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid !== undefined) options.onSpawn?.(child.pid);
     let stdout = '';
     let stderr = '';
     let partial = '';
@@ -126,6 +132,74 @@ export interface StageRun {
   error?: string;
   /** Output lines with the time (ms from the stage's start) they appeared. */
   lines: Array<{ ms: number; line: string }>;
+  /** Peak memory, when the run was measured. */
+  peak?: StagePeak;
+}
+
+/** Peak resident memory (VmHWM) of a stage's Node process and of what it started. */
+export interface StagePeak {
+  /** The stage's own Node process: its getrusage maxrss, written as it exits. */
+  nodeKiB: number;
+  /** Every process the stage started (Envoy, python, ...), by pid: the highest VmHWM seen. */
+  children: Array<{ pid: number; name: string; hwmKiB: number }>;
+}
+
+/** Written to a file and preloaded (`node --import`) into a measured stage: its peak RSS as it exits. */
+const PEAK_PRELOAD = `import { writeFileSync } from 'node:fs';
+const dir = process.env.ASM_WASM_BENCH_PEAK_DIR;
+if (dir) process.on('exit', () => {
+  try { writeFileSync(dir + '/' + process.pid + '.json', JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS })); } catch {}
+});
+`;
+
+/**
+ * Follows a process and its descendants, reading each one's VmHWM (the
+ * kernel's high-water mark of resident memory) from /proc every
+ * `intervalMs`. VmHWM only grows, so the last reading before a process
+ * exits is its peak up to that moment.
+ */
+export class PeakWatcher {
+  private readonly seen = new Map<number, { name: string; hwmKiB: number }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly root: number, intervalMs = 25) {
+    this.poll();
+    this.timer = setInterval(() => this.poll(), intervalMs);
+  }
+
+  private poll(): void {
+    const stack = [this.root];
+    while (stack.length > 0) {
+      const pid = stack.pop()!;
+      let status: string;
+      try {
+        status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      } catch {
+        continue;
+      }
+      const name = /^Name:\s+(.*)$/m.exec(status)?.[1] ?? '?';
+      const hwm = Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
+      const prev = this.seen.get(pid);
+      if (Number.isFinite(hwm) && (!prev || hwm > prev.hwmKiB)) this.seen.set(pid, { name, hwmKiB: hwm });
+      try {
+        // Node and Python start their children from the main thread.
+        for (const child of fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(/\s+/)) if (child) stack.push(Number(child));
+      } catch {
+        // exited
+      }
+    }
+  }
+
+  stop(): Array<{ pid: number; name: string; hwmKiB: number }> {
+    clearInterval(this.timer);
+    return [...this.seen].filter(([pid]) => pid !== this.root).map(([pid, v]) => ({ pid, ...v }));
+  }
+}
+
+/** The highest peak among a stage's children with this process name (e.g. "envoy"). */
+export function childPeakKiB(peak: StagePeak | undefined, name: string): number {
+  const found = (peak?.children ?? []).filter((c) => c.name === name).map((c) => c.hwmKiB);
+  return found.length > 0 ? Math.max(...found) : NaN;
 }
 
 /**
@@ -138,23 +212,65 @@ export async function runStage(
   inputs: Record<string, string>,
   steps: Record<string, { outputs: Record<string, string> }>,
   env: NodeJS.ProcessEnv = process.env,
-  options: { cwd?: string; bundle?: string } = {},
+  options: { cwd?: string; bundle?: string; measure?: boolean } = {},
 ): Promise<StageRun> {
   const lines: StageRun['lines'] = [];
-  const r = await runAsync(process.execPath, [options.bundle ?? BUNDLE, stage, '--json'], {
+  let peakDir: string | undefined;
+  let watcher: PeakWatcher | undefined;
+  let stagePid: number | undefined;
+  const nodeArgs: string[] = [];
+  if (options.measure) {
+    peakDir = tempDir('peak');
+    const preload = path.join(peakDir, 'preload.mjs');
+    fs.writeFileSync(preload, PEAK_PRELOAD);
+    nodeArgs.push('--import', pathToFileURL(preload).href);
+  }
+  const r = await runAsync(process.execPath, [...nodeArgs, options.bundle ?? BUNDLE, stage, '--json'], {
     // The job's working directory: a stage may write there (the OCI layout when there is no image).
     cwd: options.cwd ?? path.dirname(inputs['plugin-dir'] ?? ROOT),
     // Not as a workflow step: no job summary or step outputs of the job running the bench.
-    env: { ...env, ASM_WASM_INPUTS: JSON.stringify(inputs), ASM_WASM_STEPS: JSON.stringify(steps), GITHUB_ACTIONS: '', GITHUB_OUTPUT: '', GITHUB_STEP_SUMMARY: '' },
+    env: {
+      ...env,
+      ASM_WASM_INPUTS: JSON.stringify(inputs),
+      ASM_WASM_STEPS: JSON.stringify(steps),
+      GITHUB_ACTIONS: '',
+      GITHUB_OUTPUT: '',
+      GITHUB_STEP_SUMMARY: '',
+      ...(peakDir ? { ASM_WASM_BENCH_PEAK_DIR: peakDir } : {}),
+    },
     onLine: (line, ms) => lines.push({ ms, line }),
+    onSpawn: (pid) => {
+      stagePid = pid;
+      if (options.measure) watcher = new PeakWatcher(pid);
+    },
   });
+  let peak: StagePeak | undefined;
+  if (peakDir) {
+    const children = watcher?.stop() ?? [];
+    let nodeKiB = NaN;
+    for (const f of fs.readdirSync(peakDir)) {
+      const pid = Number(f.replace(/\.json$/, ''));
+      if (!f.endsWith('.json') || !Number.isInteger(pid)) continue;
+      const kib = (JSON.parse(fs.readFileSync(path.join(peakDir, f), 'utf8')) as { maxRssKiB: number }).maxRssKiB;
+      if (pid === stagePid) {
+        nodeKiB = kib;
+        continue;
+      }
+      // A Node process the stage started (none do in test or push).
+      const child = children.find((c) => c.pid === pid);
+      if (child) child.hwmKiB = Math.max(child.hwmKiB, kib);
+      else children.push({ pid, name: 'node', hwmKiB: kib });
+    }
+    fs.rmSync(peakDir, { recursive: true, force: true });
+    peak = { nodeKiB, children };
+  }
   let parsed: { ok?: boolean; outputs?: Record<string, string>; error?: string };
   try {
     parsed = JSON.parse(r.stdout);
   } catch {
     parsed = { ok: false, error: `no JSON from the stage (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-5).join(' | ')}` };
   }
-  return { ok: parsed.ok === true && r.code === 0, ms: r.ms, outputs: parsed.outputs ?? {}, error: parsed.error, lines };
+  return { ok: parsed.ok === true && r.code === 0, ms: r.ms, outputs: parsed.outputs ?? {}, error: parsed.error, lines, peak };
 }
 
 /** Builds a plugin directory with the action's own toolchain and build stages; returns plugin.wasm. */
@@ -200,4 +316,29 @@ export function ms(n: number): string {
 
 export function mib(kib: number): string {
   return Number.isFinite(kib) ? `${(kib / 1024).toFixed(1)} MiB` : 'n/a';
+}
+
+/**
+ * The action bundle of the working tree (src/ as it is now), made with
+ * esbuild outside dist/ (which only `npm run build` writes), split like the
+ * committed bundle so the deploy stage's modules load only there. Returns
+ * its index.js.
+ */
+export async function bundleWorkingTree(dest: string): Promise<string> {
+  fs.mkdirSync(dest, { recursive: true });
+  const esbuild = path.join(ROOT, 'node_modules', '.bin', 'esbuild');
+  await execAsync(esbuild, [
+    path.join(ROOT, 'src', 'index.ts'),
+    '--bundle',
+    '--splitting',
+    '--format=esm',
+    '--platform=node',
+    '--target=node20',
+    `--outdir=${dest}`,
+    '--out-extension:.js=.mjs',
+    '--log-level=warning',
+    // CommonJS packages in an ES module bundle call require().
+    "--banner:js=import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);",
+  ], ROOT);
+  return path.join(dest, 'index.mjs');
 }

@@ -1,5 +1,5 @@
-// The deploy stage: put the WasmPlugin on the API server (dry run, apply or
-// delete), verify that the gateway answers as the tests expect, and restore
+// The deploy stage: put the WasmPlugin (or TrafficExtension) on the API
+// server (dry run, apply or delete), verify that the gateway answers as the tests expect, and restore
 // what was there before when it does not.
 import * as core from '@actions/core';
 import { maskSecret } from '../github.js';
@@ -11,17 +11,19 @@ import type { DeployMode } from './modes.js';
 import { inspectGatewayPods, readFetchCounts, type FetchCounts, type PodCheck } from './pods.js';
 import { formatVerifyReport, istioBaseline, verify, type VerifyOptions, type VerifyReport } from './verify.js';
 import {
+  KIND_RESOURCE,
   WASMPLUGIN_API_VERSION,
   WASMPLUGIN_GROUP,
-  WASMPLUGIN_RESOURCE,
   WASMPLUGIN_VERSION,
   changedPluginConfigKeys,
-  type WasmPlugin,
+  wasmOf,
+  wasmPluginView,
+  type ExtensionResource,
+  type ResourceKind,
 } from './wasmplugin.js';
 import type { ResolvedPlugin } from '../plugin/resolve.js';
 
 export const FIELD_MANAGER = 'asm-wasm-action';
-const RESOURCE = `${WASMPLUGIN_RESOURCE}.${WASMPLUGIN_GROUP}`;
 
 export { DEPLOY_MODES, type DeployMode } from './modes.js';
 export type DeployOutcome = 'created' | 'configured' | 'unchanged' | 'deleted';
@@ -102,10 +104,12 @@ export interface DeployResult {
   diff: string;
   server: string;
   context: string;
+  /** WasmPlugin or TrafficExtension. */
+  kind: ResourceKind;
   /** The object as the server returned it (for a dry run: as it would be). */
-  object?: WasmPlugin;
+  object?: ExtensionResource;
   /** The live object before the operation, or null if there was none. */
-  previous: WasmPlugin | null;
+  previous: ExtensionResource | null;
   warnings: string[];
   /** Values the plugin model filled in (the default selector…), in words. */
   notes: string[];
@@ -129,7 +133,7 @@ export class DeployVerificationError extends UserError {
         ? `not rolled back: ${rb.changedSince}; their version was left as it is`
         : rb.ok
         ? rb.action === 'deleted'
-          ? 'rolled back: the WasmPlugin this run created was deleted'
+          ? `rolled back: the ${result.kind} this run created was deleted`
           : `rolled back: the previous spec was restored (generation ${rb.generation})`
         : `ROLLBACK FAILED (${rb.error}): fix ${result.wasmplugin} by hand`;
     super(
@@ -148,35 +152,38 @@ export class DeployVerificationError extends UserError {
   }
 }
 
-function pluginPath(namespace: string, name?: string): string {
-  const base = `/apis/${WASMPLUGIN_GROUP}/${WASMPLUGIN_VERSION}/namespaces/${encodeURIComponent(namespace)}/${WASMPLUGIN_RESOURCE}`;
+function pluginPath(kind: ResourceKind, namespace: string, name?: string): string {
+  const base = `/apis/${WASMPLUGIN_GROUP}/${WASMPLUGIN_VERSION}/namespaces/${encodeURIComponent(namespace)}/${KIND_RESOURCE[kind]}`;
   return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
 }
 
-function purpose(verb: string, namespace: string, name?: string): RequestPurpose {
-  return { verb, resource: RESOURCE, namespace, name };
+function purpose(kind: ResourceKind, verb: string, namespace: string, name?: string): RequestPurpose {
+  return { verb, resource: `${KIND_RESOURCE[kind]}.${WASMPLUGIN_GROUP}`, namespace, name };
 }
 
-/** Fails with "is Istio or ASM installed?" when the server does not serve WasmPlugins. */
-export async function checkWasmPluginApi(client: KubeClient): Promise<void> {
+/** Fails with "is Istio or ASM installed?" when the server does not serve the kind. */
+export async function checkResourceApi(client: KubeClient, kind: ResourceKind = 'WasmPlugin'): Promise<void> {
   const res = await client.send({ method: 'GET', path: `/apis/${WASMPLUGIN_GROUP}/${WASMPLUGIN_VERSION}` });
   const missing = () =>
     new UserError(
-      `${client.where} does not serve ${WASMPLUGIN_API_VERSION} WasmPlugin (the WasmPlugin CRD is not installed): is Istio or ASM installed in this cluster? ` +
+      `${client.where} does not serve ${WASMPLUGIN_API_VERSION} ${kind} (the ${kind} CRD is not installed): is Istio or ASM installed in this cluster? ` +
+        (kind === 'TrafficExtension'
+          ? 'TrafficExtension is served by newer Istio releases (the 1.31 line) only; deploy a WasmPlugin (drop `kind: TrafficExtension` from wasmplugin.yaml and put the spec.wasm fields under spec) to an older one. '
+          : '') +
         'For Alibaba Cloud Service Mesh, use the kubeconfig of the mesh instance (its control plane), not the one of the data-plane cluster',
     );
   if (res.status === 404) throw missing();
   if (res.status !== 200) throw client.apiError(res, { verb: 'get', resource: `API group ${WASMPLUGIN_API_VERSION}` });
   const resources: { name?: string }[] = res.body?.resources ?? [];
-  if (!resources.some((r) => r.name === WASMPLUGIN_RESOURCE)) throw missing();
+  if (!resources.some((r) => r.name === KIND_RESOURCE[kind])) throw missing();
 }
 
-/** The live WasmPlugin, or null. */
-export async function getWasmPlugin(client: KubeClient, namespace: string, name: string): Promise<WasmPlugin | null> {
-  const res = await client.send({ method: 'GET', path: pluginPath(namespace, name) });
+/** The live WasmPlugin or TrafficExtension, or null. */
+export async function getLiveObject(client: KubeClient, kind: ResourceKind, namespace: string, name: string): Promise<ExtensionResource | null> {
+  const res = await client.send({ method: 'GET', path: pluginPath(kind, namespace, name) });
   if (res.status === 404) return null;
-  if (res.status !== 200) throw client.apiError(res, purpose('get', namespace, name));
-  return res.body as WasmPlugin;
+  if (res.status !== 200) throw client.apiError(res, purpose(kind, 'get', namespace, name));
+  return res.body as ExtensionResource;
 }
 
 /** Server-side apply of any object; `dryRun` asks the server to check it without storing it. */
@@ -245,7 +252,7 @@ export async function applyPullSecret(
  * when it still is: the same resourceVersion, or only what the server and
  * controllers write moved (status, managedFields; istiod may write status).
  */
-function changedSinceApply(applied: WasmPlugin, live: WasmPlugin): string | undefined {
+function changedSinceApply(applied: ExtensionResource, live: ExtensionResource): string | undefined {
   const what = `${live.metadata.namespace}/${live.metadata.name}`;
   if (applied.metadata.uid && live.metadata.uid !== applied.metadata.uid) {
     return `someone else deleted ${what} and created it again after this run applied it`;
@@ -271,15 +278,16 @@ function changedSinceApply(applied: WasmPlugin, live: WasmPlugin): string | unde
  */
 export async function rollback(
   client: KubeClient,
-  previous: WasmPlugin | null,
-  target: { namespace: string; name: string; applied: WasmPlugin },
+  previous: ExtensionResource | null,
+  target: { namespace: string; name: string; applied: ExtensionResource },
   fieldManager = FIELD_MANAGER,
 ): Promise<RollbackResult> {
   const { namespace, name, applied } = target;
+  const kind = applied.kind;
   const action = previous ? 'restored' : 'deleted';
   try {
     for (let attempt = 1; ; attempt++) {
-      const live = await getWasmPlugin(client, namespace, name);
+      const live = await getLiveObject(client, kind, namespace, name);
       if (!live) {
         // Gone: nothing of this run is left to undo, and someone else's delete is not undone either.
         return previous
@@ -292,12 +300,12 @@ export async function rollback(
       if (!previous) {
         const res = await client.send({
           method: 'DELETE',
-          path: pluginPath(namespace, name),
+          path: pluginPath(kind, namespace, name),
           body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: live.metadata.uid, resourceVersion: checked } },
         });
         if (res.status === 200 || res.status === 202 || res.status === 404) return { action, ok: true };
         if (res.status === 409 && attempt < 3) continue;
-        throw client.apiError(res, purpose('delete', namespace, name));
+        throw client.apiError(res, purpose(kind, 'delete', namespace, name));
       }
       // A forced server-side apply of the previous object, by the manager
       // that applied this run's: it takes back every field this run set and
@@ -306,9 +314,9 @@ export async function rollback(
       // conflict with ourselves. metadata.resourceVersion (the checked one)
       // makes it conditional: the API server refuses it with 409 if the
       // object changed in between.
-      const body: WasmPlugin = {
+      const body = {
         apiVersion: WASMPLUGIN_API_VERSION,
-        kind: 'WasmPlugin',
+        kind,
         metadata: {
           name,
           namespace,
@@ -317,10 +325,10 @@ export async function rollback(
           ...(previous.metadata.annotations ? { annotations: previous.metadata.annotations } : {}),
         },
         spec: previous.spec,
-      };
+      } as ExtensionResource;
       const res = await client.send({
         method: 'PATCH',
-        path: pluginPath(namespace, name),
+        path: pluginPath(kind, namespace, name),
         query: { fieldManager, force: true },
         body,
         contentType: 'application/apply-patch+yaml',
@@ -328,21 +336,21 @@ export async function rollback(
       if (res.status === 200 || res.status === 201) return { action, ok: true, generation: res.body?.metadata?.generation };
       // Changed between the check and the write: look again (and refuse if it is no longer ours).
       if (res.status === 409 && attempt < 3) continue;
-      throw client.apiError(res, purpose('patch', namespace, name));
+      throw client.apiError(res, purpose(kind, 'patch', namespace, name));
     }
   } catch (err) {
     return { action, ok: false, error: (err as Error).message };
   }
 }
 
-function outcome(previous: WasmPlugin | null, after: WasmPlugin, dryRun: boolean): DeployOutcome {
+function outcome(previous: ExtensionResource | null, after: ExtensionResource, dryRun: boolean): DeployOutcome {
   if (!previous) return 'created';
   // A server-side apply that changes nothing is not written: same resourceVersion.
   if (!dryRun) return after.metadata.resourceVersion === previous.metadata.resourceVersion ? 'unchanged' : 'configured';
   return sameContent(previous, after) ? 'unchanged' : 'configured';
 }
 
-/** Dry-run, apply or delete the WasmPlugin, then verify (and roll back) after an apply. */
+/** Dry-run, apply or delete the WasmPlugin or TrafficExtension, then verify (and roll back) after an apply. */
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const setSecret = options.setSecret ?? maskSecret;
   const log = options.log ?? core.info;
@@ -355,17 +363,19 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     : undefined;
   const client = new KubeClient(config, { timeoutMs: options.requestTimeoutMs, onRetry: log });
   const { namespace, name } = options.plugin.object.metadata;
+  const kind = options.plugin.object.kind;
   const dryRun = options.mode === 'dry-run';
 
   // What is applied is the resolved object, as it is: nothing is added here.
-  let desired: WasmPlugin | undefined;
+  let desired: ExtensionResource | undefined;
   let warnings: string[] = [];
   if (options.mode === 'apply' || options.mode === 'dry-run') {
     desired = structuredClone(options.plugin.object);
-    if (!desired.spec.url) throw new UserError('no url to deploy: run the push stage with `image` set (its pinned oci:// url is used), or set `url`');
-    if (options.pullSecret && desired.spec.imagePullSecret !== options.pullSecret.name) {
+    const wasm = wasmOf(desired);
+    if (!wasm.url) throw new UserError('no url to deploy: run the push stage with `image` set (its pinned oci:// url is used), or set `url`');
+    if (options.pullSecret && wasm.imagePullSecret !== options.pullSecret.name) {
       throw new UserError(
-        `the pull secret to create is "${options.pullSecret.name}", but spec.imagePullSecret is ${desired.spec.imagePullSecret ? `"${desired.spec.imagePullSecret}"` : 'not set'}: set \`image-pull-secret\` to the Secret the gateway should pull with`,
+        `the pull secret to create is "${options.pullSecret.name}", but ${kind === 'TrafficExtension' ? 'spec.wasm' : 'spec'}.imagePullSecret is ${wasm.imagePullSecret ? `"${wasm.imagePullSecret}"` : 'not set'}: set \`image-pull-secret\` to the Secret the gateway should pull with`,
       );
     }
     warnings = options.plugin.warnings;
@@ -373,13 +383,14 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     throw new UserError(`mode must be dry-run, apply or delete, not "${String(options.mode)}"`);
   }
 
-  log(`${options.mode} WasmPlugin ${namespace}/${name} on ${config.server} (context "${config.context}")`);
+  log(`${options.mode} ${kind} ${namespace}/${name} on ${config.server} (context "${config.context}")`);
   const notes = options.mode === 'delete' ? [] : options.plugin.notes;
   for (const note of notes) log(`note: ${note}`);
-  await checkWasmPluginApi(client);
-  const previous = await getWasmPlugin(client, namespace, name);
+  await checkResourceApi(client, kind);
+  const previous = await getLiveObject(client, kind, namespace, name);
   const base = {
     mode: options.mode,
+    kind,
     wasmplugin: `${namespace}/${name}`,
     namespace,
     name,
@@ -393,15 +404,15 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
 
   if (options.mode === 'delete') {
     if (!previous) {
-      log(`WasmPlugin ${namespace}/${name} does not exist: nothing to delete`);
+      log(`${kind} ${namespace}/${name} does not exist: nothing to delete`);
       return { ...base, result: 'unchanged', diff: '' };
     }
     const res = await client.send({
       method: 'DELETE',
-      path: pluginPath(namespace, name),
+      path: pluginPath(kind, namespace, name),
       body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: previous.metadata.uid } },
     });
-    if (res.status !== 200 && res.status !== 202 && res.status !== 404) throw client.apiError(res, purpose('delete', namespace, name));
+    if (res.status !== 200 && res.status !== 202 && res.status !== 404) throw client.apiError(res, purpose(kind, 'delete', namespace, name));
     return { ...base, result: 'deleted', generation: previous.metadata.generation, diff: diffObjects(previous, null) };
   }
 
@@ -417,27 +428,27 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const gatewayNamespace = options.gateway?.namespace || namespace;
   if (gatewayConfig && !dryRun) {
     gatewayClient = new KubeClient(gatewayConfig, { timeoutMs: options.requestTimeoutMs, onRetry: log });
-    for (const [pod, counts] of await readFetchCounts(gatewayClient, gatewayNamespace, desired!)) fetchBefore.set(pod, counts);
+    for (const [pod, counts] of await readFetchCounts(gatewayClient, gatewayNamespace, wasmPluginView(desired!))) fetchBefore.set(pod, counts);
   }
 
   // Istio's signals on the gateway before the apply, to tell what this apply changes.
-  const verifyBaseline = options.verify && !dryRun ? await istioBaseline(options.verify.istio, desired!) : undefined;
+  const verifyBaseline = options.verify && !dryRun ? await istioBaseline(options.verify.istio, wasmPluginView(desired!)) : undefined;
   const applyStarted = new Date();
-  const object = (await serverSideApply(client, pluginPath(namespace, name), desired!, purpose('patch', namespace, name), {
+  const object = (await serverSideApply(client, pluginPath(kind, namespace, name), desired!, purpose(kind, 'patch', namespace, name), {
     fieldManager,
     force,
     dryRun,
-  })) as WasmPlugin;
+  })) as ExtensionResource;
   const result: DeployResult = {
     ...base,
     result: outcome(previous, object, dryRun),
     generation: object.metadata.generation,
     diff: diffObjects(previous, object),
-    pluginConfigChanged: changedPluginConfigKeys(previous?.spec.pluginConfig, object.spec.pluginConfig),
+    pluginConfigChanged: changedPluginConfigKeys(previous ? wasmOf(previous).pluginConfig : undefined, wasmOf(object).pluginConfig),
     object,
     pullSecret,
   };
-  log(`WasmPlugin ${namespace}/${name}: ${result.result}${dryRun ? ' (dry run: nothing was changed)' : ''}, generation ${result.generation}`);
+  log(`${kind} ${namespace}/${name}: ${result.result}${dryRun ? ' (dry run: nothing was changed)' : ''}, generation ${result.generation}`);
   if (result.pluginConfigChanged?.length) {
     log(`pluginConfig keys ${previous ? 'changed' : 'set'}: ${result.pluginConfigChanged.join(', ')} (values are not shown)`);
   }
@@ -448,7 +459,8 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     log(`verifying ${options.verify.url} with ${options.verify.cases.length} case(s)`);
     result.verification = await verify({
       ...options.verify,
-      plugin: options.verify.plugin ?? object,
+      // Verification reads the gateway by WasmPlugin's field names; a TrafficExtension's are the same settings.
+      plugin: options.verify.plugin ?? wasmPluginView(object),
       baseline: options.verify.baseline ?? verifyBaseline,
       unchanged: result.result === 'unchanged',
       log: options.verify.log ?? log,
@@ -462,7 +474,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     failed ||= !result.verification.passed;
   }
   if (gatewayClient) {
-    result.pods = await inspectGatewayPods(gatewayClient, gatewayNamespace, desired!, { since: applyStarted, fetchBefore });
+    result.pods = await inspectGatewayPods(gatewayClient, gatewayNamespace, wasmPluginView(desired!), { since: applyStarted, fetchBefore });
     for (const pod of result.pods) {
       log(`gateway pod ${pod.pod}: ${pod.problems.length ? pod.problems.join('; ') : 'ok'}${pod.notes.length ? ` (${pod.notes.join('; ')})` : ''}`);
     }

@@ -7,7 +7,14 @@
 // - what the Istio agent says about fetching it, from its metrics on the
 //   status port: istio_agent_wasm_remote_fetch_count{result} and
 //   istio_agent_wasm_config_conversion_count{result}.
-// Both are plain HTTP GETs below a base URL, so on a cluster they can be read
+// - whether Envoy took or rejected the last update of the filter, from its
+//   ECDS counters (`extension_config_discovery.<scope>.<resource>.config_fail`,
+//   `update_rejected`), which a gateway keeps only when its
+//   proxyStatsMatcher includes them (Istio's default list leaves them out);
+//   Envoy's config dump shows an update it rejected as if it had taken it;
+// - Envoy's reason for a rejection, from istiod's /debug/syncz (the NACK's
+//   message, per proxy and xDS type), when istiod's monitoring port is given.
+// All are plain HTTP GETs below a base URL, so on a cluster they can be read
 // through the API server's pod proxy (…/pods/<pod>:15000/proxy) with headers.
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -18,6 +25,8 @@ export interface IstioEndpoints {
   adminUrl?: string;
   /** Base URL of the Istio agent's status server, e.g. `http://127.0.0.1:15020`. */
   statusUrl?: string;
+  /** Base URL of istiod's monitoring port (15014), which serves /debug/syncz: Envoy's NACKs, in Envoy's words. */
+  istiodUrl?: string;
   /** Headers sent with every request (e.g. Authorization for a proxy in front). */
   headers?: Record<string, string>;
   /** Per request; default 3 s. */
@@ -275,6 +284,21 @@ export function describeFilter(filter: GatewayFilter): string {
   }
 }
 
+/** What each failure result of the agent's counters means (pkg/wasm of Istio: cache.go, convert.go). */
+const RESULT_MEANING: Record<string, string> = {
+  'istio_agent_wasm_remote_fetch_count{result="manifest_failure"}': 'the image manifest could not be fetched: a missing tag, an unreachable registry or refused credentials',
+  'istio_agent_wasm_remote_fetch_count{result="download_failure"}':
+    'the manifest was fetched but no Wasm module could be taken out of the image: a layout Istio does not read (not a single tar+gzip layer holding plugin.wasm, nor the two-layer Wasm artifact) or a layer download that failed',
+  'istio_agent_wasm_remote_fetch_count{result="checksum_mismatched"}': 'the image digest is not the sha256 the WasmPlugin names',
+  'istio_agent_wasm_remote_fetch_count{result="fetch_failure"}': 'what the image holds is not a Wasm binary',
+};
+
+/** A counter delta (`name{result="x"} +n`) with what it means, when known. */
+export function explainDelta(delta: string): string {
+  const key = delta.slice(0, delta.lastIndexOf(' +'));
+  return RESULT_MEANING[key] ? `${delta} (${RESULT_MEANING[key]})` : delta;
+}
+
 /** Istio's own words for a fallback filter. */
 export function fallbackProblem(filter: Extract<GatewayFilter, { kind: 'fallback' }>, deltas: string[]): string {
   const what =
@@ -283,6 +307,91 @@ export function fallbackProblem(filter: Extract<GatewayFilter, { kind: 'fallback
       : 'the plugin is bypassed: every request passes unchecked (FAIL_OPEN)';
   return (
     `the gateway's Istio agent could not fetch the Wasm module and applied ${filter.mode} RBAC filter "${filter.statPrefix}" in its place: ${what}` +
-    (deltas.length ? `; agent metrics: ${deltas.join(', ')}` : '')
+    (deltas.length ? `; agent metrics: ${deltas.map(explainDelta).join(', ')}` : '')
   );
+}
+
+/** Envoy's ECDS counters for one filter resource, or undefined when the gateway keeps none. */
+export interface EcdsCounters {
+  /** The stat name prefix, `extension_config_discovery.<scope>.<resource>`. */
+  prefix: string;
+  /** Updates Envoy refused (config_fail, update_rejected: the larger). */
+  rejected: number;
+  /** Updates Envoy took. */
+  reloaded: number;
+}
+
+/**
+ * Parses Envoy's `/stats` text for the ECDS counters of WasmPlugin
+ * `namespace/name`: `extension_config_discovery.<scope>.<resource>.<counter>: n`.
+ */
+export function parseEcdsCounters(text: string, namespace: string, name: string): EcdsCounters | undefined {
+  let found: EcdsCounters | undefined;
+  for (const raw of text.split('\n')) {
+    const m = /^(extension_config_discovery\.[^.]+\.(.+))\.(config_fail|update_rejected|config_reload):\s*(\d+)\s*$/.exec(raw.trim());
+    if (!m || !isPluginResource(m[2], namespace, name)) continue;
+    found ??= { prefix: m[1], rejected: 0, reloaded: 0 };
+    const n = Number(m[4]);
+    if (m[3] === 'config_reload') found.reloaded = n;
+    else found.rejected = Math.max(found.rejected, n);
+  }
+  return found;
+}
+
+/** The gateway Envoy's ECDS counters for WasmPlugin `namespace/name`; undefined when it keeps none. Throws when they cannot be read. */
+export async function readEcdsCounters(ep: IstioEndpoints, namespace: string, name: string): Promise<EcdsCounters | undefined> {
+  if (!ep.adminUrl) throw new Error('no gateway admin URL');
+  const res = await get(ep.adminUrl, '/stats?filter=extension_config_discovery', ep);
+  if (res.status !== 200) throw new Error(`${ep.adminUrl}/stats answered HTTP ${res.status}`);
+  return parseEcdsCounters(res.body, namespace, name);
+}
+
+const ECDS_TYPE = 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig';
+
+/** What istiod knows about one proxy's ECDS stream: the last nonce sent and acked, and the message of its last NACK. */
+export interface EcdsSync {
+  proxy: string;
+  sent?: string;
+  acked?: string;
+  lastError?: string;
+}
+
+/** Parses istiod's /debug/syncz for every proxy's ECDS stream. */
+export function parseEcdsSync(body: unknown): EcdsSync[] {
+  if (!Array.isArray(body)) return [];
+  return body.map((p: any) => {
+    const r = p?.resources?.[ECDS_TYPE] ?? {};
+    return {
+      proxy: String(p?.proxy ?? ''),
+      ...(r.sent ?? p?.extensionconfig_sent ? { sent: String(r.sent ?? p.extensionconfig_sent) } : {}),
+      ...(r.acked ?? p?.extensionconfig_acked ? { acked: String(r.acked ?? p.extensionconfig_acked) } : {}),
+      ...(r.lastError ? { lastError: String(r.lastError) } : {}),
+    };
+  });
+}
+
+/** istiod's view of every proxy's ECDS stream. Throws when /debug/syncz cannot be read. */
+export async function readEcdsSync(ep: IstioEndpoints): Promise<EcdsSync[]> {
+  if (!ep.istiodUrl) throw new Error('no istiod URL');
+  const res = await get(ep.istiodUrl, '/debug/syncz', ep);
+  if (res.status !== 200) throw new Error(`${ep.istiodUrl}/debug/syncz answered HTTP ${res.status}`);
+  try {
+    return parseEcdsSync(JSON.parse(res.body));
+  } catch {
+    throw new Error(`${ep.istiodUrl}/debug/syncz did not answer JSON`);
+  }
+}
+
+/**
+ * The NACKs of ECDS updates istiod received since `before` (a proxy whose
+ * last error is new or changed; istiod clears it on the next ACK):
+ * `proxy: message`. With `plugin`
+ * (`namespace.name`), only messages that name it, unless `any`.
+ */
+export function newEcdsRejections(before: EcdsSync[] | undefined, after: EcdsSync[], plugin: string, any = false): string[] {
+  const old = new Map((before ?? []).map((s) => [s.proxy, s]));
+  return after
+    .filter((s) => s.lastError && s.lastError !== old.get(s.proxy)?.lastError)
+    .filter((s) => any || s.lastError!.includes(plugin))
+    .map((s) => `${s.proxy}: ${s.lastError}`);
 }

@@ -3,16 +3,16 @@
 // changed are listed by name.
 import type { DeployResult } from './deploy.js';
 import { formatVerifyReport } from './verify.js';
-import { describeSha256 } from './wasmplugin.js';
+import { describeSha256, wasmOf } from './wasmplugin.js';
 
 export function formatDeploySummary(result: DeployResult): string {
   const out: string[] = [];
   const verb = result.dryRun ? `would be ${result.result} (dry run, nothing changed)` : result.result;
-  out.push(`### WasmPlugin \`${result.wasmplugin}\`: ${verb}`);
+  out.push(`### ${result.kind} \`${result.wasmplugin}\`: ${verb}`);
   out.push('');
   out.push(`- API server: ${result.server} (context \`${result.context}\`)`);
   if (result.generation !== undefined) out.push(`- generation: ${result.generation}`);
-  const spec = result.object?.spec;
+  const spec = result.object ? wasmOf(result.object) : undefined;
   if (spec?.url) out.push(`- url: \`${spec.url}\``);
   if (spec?.sha256 && spec.url) out.push(`- sha256: \`${spec.sha256}\` (${describeSha256(spec.url)})`);
   if (result.pluginConfigChanged?.length) {
@@ -38,7 +38,7 @@ export function formatDeploySummary(result: DeployResult): string {
       rb.changedSince
         ? `**Not rolled back**: ${rb.changedSince}. Their version was left as it is; this run changed nothing more.`
         : rb.ok
-        ? `Rolled back: ${rb.action === 'deleted' ? 'the WasmPlugin this run created was deleted' : `previous spec restored (generation ${rb.generation})`}.`
+        ? `Rolled back: ${rb.action === 'deleted' ? `the ${result.kind} this run created was deleted` : `previous spec restored (generation ${rb.generation})`}.`
         : `**Rollback failed**: ${rb.error}`,
     );
   }

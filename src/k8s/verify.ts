@@ -7,12 +7,22 @@
 // and failure policy), and a module the agent could not fetch fails at once,
 // in Istio's words, instead of when the time runs out: also under FAIL_OPEN,
 // where the gateway lets every request through and the cases may pass.
+// Envoy's config dump shows an ECDS update it rejected (a plugin that fails
+// in proxy_on_configure) as if it had taken it, while it keeps running the
+// previous filter: so once the dump shows this apply, Envoy's ECDS counters
+// (when the gateway keeps them) and istiod's NACK record (with istiodUrl)
+// decide whether it was taken or rejected.
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { compareResponse, type CaseExpect } from '../test/cases.js';
 import {
   describeFilter,
   expectedModuleSha256,
+  newEcdsRejections,
+  readEcdsCounters,
+  readEcdsSync,
+  type EcdsCounters,
+  type EcdsSync,
   failureDeltas,
   fallbackProblem,
   filterDifferences,
@@ -73,6 +83,10 @@ export interface VerifyOptions {
 export interface IstioBaseline {
   metrics?: AgentWasmMetrics;
   filter?: GatewayFilter;
+  /** Envoy's ECDS counters for the filter; null when the gateway keeps none. */
+  ecds?: EcdsCounters | null;
+  /** istiod's record of every proxy's ECDS stream. */
+  sync?: EcdsSync[];
 }
 
 /** What Istio's signals said after the apply. */
@@ -180,14 +194,86 @@ async function round(options: VerifyOptions, base: URL): Promise<VerifyCaseResul
 /** Reads Istio's signals before an apply; never throws (what cannot be read is left out). */
 export async function istioBaseline(istio: IstioEndpoints | undefined, plugin: WasmPlugin): Promise<IstioBaseline | undefined> {
   if (!istio || (!istio.adminUrl && !istio.statusUrl)) return undefined;
-  const [metrics, filter] = await Promise.all([
+  const namespace = plugin.metadata.namespace ?? 'istio-system';
+  const [metrics, filter, ecds, sync] = await Promise.all([
     istio.statusUrl ? readAgentMetrics(istio).catch(() => undefined) : undefined,
-    istio.adminUrl ? readGatewayFilter(istio, plugin.metadata.namespace ?? 'istio-system', plugin.metadata.name).catch(() => undefined) : undefined,
+    istio.adminUrl ? readGatewayFilter(istio, namespace, plugin.metadata.name).catch(() => undefined) : undefined,
+    istio.adminUrl ? readEcdsCounters(istio, namespace, plugin.metadata.name).then((c) => c ?? null, () => undefined) : undefined,
+    istio.istiodUrl ? readEcdsSync(istio).catch(() => undefined) : undefined,
   ]);
-  return { metrics, filter };
+  return { metrics, filter, ...(ecds !== undefined ? { ecds } : {}), ...(sync ? { sync } : {}) };
 }
 
 const ISTIO_POLL_MS = 200;
+const conversions = (m?: AgentWasmMetrics) => Object.values(m?.conversion ?? {}).reduce((a, b) => a + b, 0);
+/** How long to wait for istiod to hear Envoy's ACK or NACK of an update the config dump already shows. */
+const NACK_WAIT_MS = 2000;
+
+/**
+ * Once the config dump shows this apply: did Envoy take the update or reject
+ * it? Envoy's ECDS counters say so at once (config_fail / update_rejected
+ * rose); istiod's /debug/syncz says why (the NACK's message, Envoy's own
+ * words), a moment later. Returns the problem when rejected, undefined when
+ * taken (or when nothing can tell: `notes` says so).
+ */
+async function envoyRejection(options: VerifyOptions, notes: string[], log: (line: string) => void): Promise<string | undefined> {
+  const istio = options.istio!;
+  const plugin = options.plugin!;
+  const namespace = plugin.metadata.namespace ?? 'istio-system';
+  const name = plugin.metadata.name;
+  const before = options.baseline;
+  let counters: EcdsCounters | undefined;
+  let countersRead = false;
+  try {
+    counters = await readEcdsCounters(istio, namespace, name);
+    countersRead = true;
+  } catch (err) {
+    notes.push(`Envoy's ECDS counters could not be read: ${(err as Error).message}`);
+  }
+  const rejectedBy = counters ? counters.rejected - (before?.ecds?.rejected ?? 0) : 0;
+  const words = async (any: boolean, waitMs: number): Promise<string[] | undefined> => {
+    if (!istio.istiodUrl) return undefined;
+    const until = Date.now() + waitMs;
+    for (;;) {
+      try {
+        const sync = await readEcdsSync(istio);
+        const found = newEcdsRejections(before?.sync, sync, `${namespace}.${name}`, any);
+        if (found.length) return found;
+        // Every proxy's last ECDS push answered (acked) and no new NACK: taken.
+        if (!any && sync.every((s) => !s.sent || s.sent === s.acked)) return [];
+      } catch (err) {
+        notes.push(`istiod's /debug/syncz could not be read: ${(err as Error).message}`);
+        return undefined;
+      }
+      if (Date.now() > until) return [];
+      await new Promise((resolve) => setTimeout(resolve, ISTIO_POLL_MS));
+    }
+  };
+  if (rejectedBy > 0) {
+    const nacks = (await words(true, NACK_WAIT_MS)) ?? [];
+    const counter = `${counters!.prefix}.config_fail +${rejectedBy}`;
+    log(`  Envoy rejected the update: ${counter}`);
+    return (
+      `the gateway rejected the Wasm filter: ${nacks.length ? nacks.map((n) => n.slice(n.indexOf(': ') + 2)).join('; ') : 'Envoy refused the ECDS update'}` +
+      ` (Envoy's counters: ${counter}${nacks.length ? `; istiod: NACK from ${nacks.map((n) => n.slice(0, n.indexOf(': '))).join(', ')}` : ''}); ` +
+      'Envoy keeps running the previous filter, although its config dump shows the new one'
+    );
+  }
+  if (!counters && istio.istiodUrl) {
+    // No counters: istiod's record alone tells a NACK, once it has heard back.
+    const nacks = await words(false, NACK_WAIT_MS);
+    if (nacks?.length) {
+      return `the gateway rejected the Wasm filter: ${nacks.map((n) => n.slice(n.indexOf(': ') + 2)).join('; ')} (istiod: NACK from ${nacks.map((n) => n.slice(0, n.indexOf(': '))).join(', ')}); Envoy keeps running the previous filter, although its config dump shows the new one`;
+    }
+  }
+  if (countersRead && !counters && !istio.istiodUrl) {
+    notes.push(
+      'the gateway keeps no extension_config_discovery counters and no istiod URL was given: an update Envoy rejected ' +
+        '(a plugin that fails in proxy_on_configure) would look live in the config dump; see the README on proxyStatsMatcher',
+    );
+  }
+  return undefined;
+}
 
 /**
  * Waits until the gateway runs `plugin` (per its config dump), or fails as
@@ -240,7 +326,22 @@ async function checkIstio(options: VerifyOptions, start: number, deadline: numbe
         if (!diffs.length && !expectedModuleSha256(plugin) && !options.unchanged && oldUpdate && filter.lastUpdated === oldUpdate) {
           diffs.push('no update of this filter since the apply, and the url names no digest to tell the module by');
         }
+        // The gateway already ran a filter identical to this apply's (only
+        // fields Envoy never sees changed: imagePullSecret, imagePullPolicy,
+        // labels…): wait until the gateway has handled this apply, an ECDS
+        // update or the agent converting it again, and not while the agent
+        // reports new failures (its fallback filter is on its way).
+        const old = before?.filter;
+        const matchedBefore = old?.kind === 'wasm' && filterDifferences(old, plugin).length === 0;
+        if (!diffs.length && matchedBefore && !options.unchanged) {
+          const updated = filter.lastUpdated !== old.lastUpdated;
+          const converted = !!metrics && conversions(metrics) > conversions(before?.metrics);
+          if (deltas.length) diffs.push(`the agent reports new failures (${deltas.join(', ')})`);
+          else if (!updated && !converted) diffs.push('a filter identical to this apply\'s ran before it, and the gateway has not handled this apply yet');
+        }
         if (!diffs.length) {
+          const rejection = await envoyRejection(options, notes, log);
+          if (rejection) return done(false, [rejection], filter);
           log(`  the gateway runs this apply: ${describeFilter(filter)}`);
           return done(true, [], filter);
         }
@@ -263,7 +364,6 @@ async function checkIstio(options: VerifyOptions, start: number, deadline: numbe
       if (deltas.length) {
         return done(false, [`the gateway's Istio agent failed to fetch or convert a Wasm module since the apply: ${deltas.join(', ')}`]);
       }
-      const conversions = (m?: AgentWasmMetrics) => Object.values(m?.conversion ?? {}).reduce((a, b) => a + b, 0);
       if (options.unchanged || conversions(metrics) > conversions(before?.metrics)) {
         notes.push('without the gateway admin URL, the agent converting a Wasm filter is taken as this apply arriving');
         return done(true, []);

@@ -1,3 +1,4 @@
-// The WasmPlugin types, API constants and validation live in the plugin model
-// (src/plugin/model.ts); the deploy stage's modules import them from here.
+// The plugin model's types, API constants and views, for the deploy stage's
+// modules (src/plugin is the model; this is its door into src/k8s).
 export * from '../plugin/model.js';
+export { wasmOf, wasmPluginView } from '../plugin/render.js';

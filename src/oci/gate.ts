@@ -12,8 +12,10 @@
 // platform's child, and the digest we report must be the image itself),
 // images using the OCI 1.1 empty descriptor, modules without the wasm magic,
 // and modules whose sha256 is not the one that was built.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { basename } from 'node:path/posix';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 import { UserError } from '../errors.js';
@@ -27,6 +29,12 @@ export interface ImageSource {
   getManifest(digest: string): Promise<Buffer>;
   /** A blob's exact bytes. */
   getBlob(digest: string): Promise<Buffer>;
+  /**
+   * The blob as a file, when the source can give one (a layout's blob file,
+   * a registry's blob downloaded to a temporary file; `done` removes what was
+   * made for it). Layers are then read back as streams, never held whole.
+   */
+  blobFile?(digest: string): Promise<{ path: string; done(): void }>;
 }
 
 export type GateVariant = 'docker' | 'compat' | 'wasm-artifact';
@@ -34,8 +42,20 @@ export type GateVariant = 'docker' | 'compat' | 'wasm-artifact';
 export interface GateResult {
   variant: GateVariant;
   manifestDigest: string;
-  wasm: Buffer;
+  /** The module, when the source was read in memory (a source with blobFile is streamed: only hashed). */
+  wasm?: Buffer;
   wasmSha256: string;
+}
+
+/** What the gate learns of the module in an image: its hash and whether it starts like a module. */
+interface Found {
+  wasm?: Buffer;
+  sha256: string;
+  magic: boolean;
+}
+
+function found(wasm: Buffer): Found {
+  return { wasm, sha256: sha256Hex(wasm), magic: isWasm(wasm) };
 }
 
 /** The OCI 1.1 "empty" descriptor ({}), which image-spec 1.0 consumers do not know. */
@@ -94,6 +114,28 @@ function parsePax(data: Buffer): Record<string, string> {
   return out;
 }
 
+/** A header's type flag, after checking its checksum. */
+function headerType(header: Buffer): string {
+  const stored = parseOctal(header.subarray(148, 156));
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i];
+  if (sum !== stored) throw new GateFailure('tar header checksum mismatch');
+  return String.fromCharCode(header[156] || 0x30);
+}
+
+/** An entry's name: ustar prefix joined, then a GNU long name, then a PAX path, as Go reads it. */
+function entryName(header: Buffer, longName: string | undefined, pax: Record<string, string>): string {
+  let name = cString(header.subarray(0, 100));
+  const magic = header.subarray(257, 263).toString('latin1');
+  if (magic.startsWith('ustar')) {
+    const prefix = cString(header.subarray(345, 500));
+    if (prefix) name = `${prefix}/${name}`;
+  }
+  if (longName !== undefined) name = longName;
+  if (pax.path !== undefined) name = pax.path;
+  return name;
+}
+
 /** The entries of a tar archive (PAX and GNU long names merged, as Go does). */
 export function readTar(archive: Buffer): TarEntry[] {
   const entries: TarEntry[] = [];
@@ -103,13 +145,8 @@ export function readTar(archive: Buffer): TarEntry[] {
   while (pos + 512 <= archive.length) {
     const header = archive.subarray(pos, pos + 512);
     if (header.every((b) => b === 0)) break;
-    const stored = parseOctal(header.subarray(148, 156));
-    let sum = 0;
-    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i];
-    if (sum !== stored) throw new GateFailure('tar header checksum mismatch');
-    const type = String.fromCharCode(header[156] || 0x30);
-    let size = parseOctal(header.subarray(124, 136));
-    if (pax.size !== undefined) size = parseInt(pax.size, 10);
+    const type = headerType(header);
+    const size = pax.size !== undefined ? parseInt(pax.size, 10) : parseOctal(header.subarray(124, 136));
     const start = pos + 512;
     const end = start + size;
     if (end > archive.length) throw new GateFailure('tar archive is truncated');
@@ -125,15 +162,7 @@ export function readTar(archive: Buffer): TarEntry[] {
       continue;
     }
     if (type === 'K') continue;
-    let name = cString(header.subarray(0, 100));
-    const magic = header.subarray(257, 263).toString('latin1');
-    if (magic.startsWith('ustar')) {
-      const prefix = cString(header.subarray(345, 500));
-      if (prefix) name = `${prefix}/${name}`;
-    }
-    if (longName !== undefined) name = longName;
-    if (pax.path !== undefined) name = pax.path;
-    entries.push({ name, type, data });
+    entries.push({ name: entryName(header, longName, pax), type, data });
     pax = {};
     longName = undefined;
   }
@@ -154,8 +183,99 @@ function extractFromTarGz(layer: Buffer): Buffer {
   } catch (err) {
     throw new GateFailure(`failed to parse layer as tar.gz: ${(err as Error).message}`);
   }
+  // The entry is a view into the archive, not a copy: the module is not held twice.
   for (const entry of readTar(tar)) {
-    if (goBase(entry.name) === WASM_FILE_NAME) return Buffer.from(entry.data);
+    if (goBase(entry.name) === WASM_FILE_NAME) return entry.data;
+  }
+  throw new GateFailure(`${WASM_FILE_NAME} not found in the archive`);
+}
+
+/** Reads exact byte counts from a stream of chunks, holding only what is not yet taken. */
+class ChunkReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private ended = false;
+
+  constructor(private readonly chunks: AsyncIterator<Buffer>) {}
+
+  private async fill(n: number): Promise<void> {
+    while (this.buf.length < n && !this.ended) {
+      const next = await this.chunks.next();
+      if (next.done) this.ended = true;
+      else this.buf = this.buf.length > 0 ? Buffer.concat([this.buf, next.value]) : next.value;
+    }
+  }
+
+  /** The next n bytes (fewer at the end of the stream). */
+  async take(n: number): Promise<Buffer> {
+    await this.fill(n);
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(out.length);
+    return out;
+  }
+
+  /** Hands the next n bytes to `use` piece by piece; returns how many there were. */
+  async each(n: number, use: (piece: Buffer) => void): Promise<number> {
+    let left = n;
+    while (left > 0) {
+      await this.fill(1);
+      if (this.buf.length === 0) break;
+      const piece = this.buf.subarray(0, Math.min(left, this.buf.length));
+      use(piece);
+      this.buf = this.buf.subarray(piece.length);
+      left -= piece.length;
+    }
+    return n - left;
+  }
+}
+
+/**
+ * extractFromTarGz over a stream: the first entry whose base name is
+ * plugin.wasm, hashed as it is read, as Go's archive/tar reads an archive
+ * entry by entry (the same header, PAX and long-name rules as readTar).
+ */
+async function scanTarGz(file: string): Promise<Found> {
+  const chunks = createReadStream(file).pipe(zlib.createGunzip())[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const reader = new ChunkReader(chunks);
+  try {
+    let pax: Record<string, string> = {};
+    let longName: string | undefined;
+    for (;;) {
+      const header = await reader.take(512);
+      if (header.length < 512 || header.every((b) => b === 0)) break;
+      const type = headerType(header);
+      const size = pax.size !== undefined ? parseInt(pax.size, 10) : parseOctal(header.subarray(124, 136));
+      const padding = Math.ceil(size / 512) * 512 - size;
+      if (type === 'x' || type === 'L') {
+        const data = await reader.take(size);
+        if (data.length < size) throw new GateFailure('tar archive is truncated');
+        await reader.take(padding);
+        if (type === 'x') pax = { ...pax, ...parsePax(data) };
+        else longName = cString(data);
+        continue;
+      }
+      const name = type === 'g' || type === 'K' ? undefined : entryName(header, longName, pax);
+      if (name !== undefined && goBase(name) === WASM_FILE_NAME) {
+        const hash = createHash('sha256');
+        let head = Buffer.alloc(0);
+        const got = await reader.each(size, (piece) => {
+          if (head.length < 8) head = Buffer.concat([head, piece.subarray(0, 8 - head.length)]);
+          hash.update(piece);
+        });
+        if (got < size) throw new GateFailure('tar archive is truncated');
+        return { sha256: hash.digest('hex'), magic: isWasm(head) };
+      }
+      if ((await reader.each(size, () => undefined)) < size) throw new GateFailure('tar archive is truncated');
+      await reader.take(padding);
+      if (name !== undefined) {
+        pax = {};
+        longName = undefined;
+      }
+    }
+  } catch (err) {
+    if (err instanceof GateFailure) throw err;
+    throw new GateFailure(`failed to parse layer as tar.gz: ${(err as Error).message}`);
+  } finally {
+    await chunks.return?.();
   }
   throw new GateFailure(`${WASM_FILE_NAME} not found in the archive`);
 }
@@ -171,38 +291,83 @@ function layerMediaType(m: Manifest, layer: Descriptor): string | undefined {
   return m.layers?.find((l) => l.digest === layer.digest)?.mediaType;
 }
 
-async function fetchVerified(source: ImageSource, d: Descriptor): Promise<Buffer> {
+function usableDigest(d: Descriptor): string {
   if (!d.digest || !/^sha256:[0-9a-f]{64}$/.test(d.digest)) throw new GateFailure(`layer has an unusable digest "${d.digest}"`);
-  const data = await source.getBlob(d.digest);
-  if (sha256Digest(data) !== d.digest) throw new GateFailure(`blob ${d.digest} read back with different content (sha256 ${sha256Digest(data)})`);
-  if (typeof d.size === 'number' && d.size !== data.length) throw new GateFailure(`blob ${d.digest} is ${data.length} bytes, the manifest says ${d.size}`);
+  return d.digest;
+}
+
+function checkBlob(d: Descriptor, digest: string, size: number): void {
+  if (digest !== d.digest) throw new GateFailure(`blob ${d.digest} read back with different content (sha256 ${digest})`);
+  if (typeof d.size === 'number' && d.size !== size) throw new GateFailure(`blob ${d.digest} is ${size} bytes, the manifest says ${d.size}`);
+}
+
+async function fetchVerified(source: ImageSource, d: Descriptor): Promise<Buffer> {
+  const data = await source.getBlob(usableDigest(d));
+  checkBlob(d, sha256Digest(data), data.length);
   return data;
 }
 
-async function extractDocker(source: ImageSource, m: Manifest): Promise<Buffer> {
+/**
+ * A layer checked against its descriptor, then read by `read`: from a file
+ * as a stream when the source gives one, else from memory.
+ */
+async function readLayer(source: ImageSource, d: Descriptor, read: { file(path: string, sha256: string): Promise<Found>; memory(data: Buffer): Found }): Promise<Found> {
+  if (!source.blobFile) return read.memory(await fetchVerified(source, d));
+  const blob = await source.blobFile(usableDigest(d));
+  try {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of createReadStream(blob.path) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      size += chunk.length;
+    }
+    const sha256 = hash.digest('hex');
+    checkBlob(d, `sha256:${sha256}`, size);
+    return await read.file(blob.path, sha256);
+  } finally {
+    blob.done();
+  }
+}
+
+const tarGzLayer = { file: (path: string) => scanTarGz(path), memory: (data: Buffer) => found(extractFromTarGz(data)) };
+
+async function extractDocker(source: ImageSource, m: Manifest): Promise<Found> {
   const layers = m.layers ?? [];
   if (layers.length === 0) throw new GateFailure('number of layers must be greater than zero');
   const layer = layers[layers.length - 1];
   const mt = layerMediaType(m, layer);
   if (mt !== MEDIA_TYPES.dockerLayerGzip) throw new GateFailure(`invalid media type ${mt} (expect ${MEDIA_TYPES.dockerLayerGzip})`);
-  return extractFromTarGz(await fetchVerified(source, layer));
+  return readLayer(source, layer, tarGzLayer);
 }
 
-async function extractCompat(source: ImageSource, m: Manifest): Promise<Buffer> {
+async function extractCompat(source: ImageSource, m: Manifest): Promise<Found> {
   const layers = m.layers ?? [];
   if (layers.length === 0) throw new GateFailure('number of layers must be greater than zero');
   const layer = layers[layers.length - 1];
   const mt = layerMediaType(m, layer);
   if (mt !== MEDIA_TYPES.ociLayerGzip) throw new GateFailure(`invalid media type ${mt} (expect ${MEDIA_TYPES.ociLayerGzip})`);
-  return extractFromTarGz(await fetchVerified(source, layer));
+  return readLayer(source, layer, tarGzLayer);
 }
 
-async function extractArtifact(source: ImageSource, m: Manifest): Promise<Buffer> {
+async function extractArtifact(source: ImageSource, m: Manifest): Promise<Found> {
   const layers = m.layers ?? [];
   if (layers.length !== 2) throw new GateFailure(`number of layers must be 2 but got ${layers.length}`);
   const layer = layers.find((l) => layerMediaType(m, l) === MEDIA_TYPES.wasmLayer);
   if (!layer) throw new GateFailure(`could not find the layer of type ${MEDIA_TYPES.wasmLayer}`);
-  return fetchVerified(source, layer);
+  // The layer is the module: its digest is the module's sha256, and its first bytes the magic.
+  return readLayer(source, layer, {
+    file: async (path, sha256) => {
+      const head = Buffer.alloc(8);
+      const fh = await open(path, 'r');
+      try {
+        const { bytesRead } = await fh.read(head, 0, 8, 0);
+        return { sha256, magic: isWasm(head.subarray(0, bytesRead)) };
+      } finally {
+        await fh.close();
+      }
+    },
+    memory: found,
+  });
 }
 
 function messageOfFailure(err: unknown): string {
@@ -247,7 +412,7 @@ export async function gate(source: ImageSource, digest: string, expectedWasmSha2
     return fail('it uses the OCI 1.1 empty descriptor, which image-spec 1.0 readers do not accept');
   }
 
-  let wasm: Buffer | undefined;
+  let wasm: Found | undefined;
   let variant: GateVariant | undefined;
   try {
     if (m.mediaType === MEDIA_TYPES.dockerManifest) {
@@ -280,10 +445,10 @@ export async function gate(source: ImageSource, digest: string, expectedWasmSha2
     if (err instanceof UserError) throw err;
     return fail(`reading it back failed (${(err as Error).message})`);
   }
-  if (!isWasm(wasm)) return fail(`its ${WASM_FILE_NAME} is not a WebAssembly module (no "\\0asm" magic)`);
-  const got = sha256Hex(wasm);
+  if (!wasm.magic) return fail(`its ${WASM_FILE_NAME} is not a WebAssembly module (no "\\0asm" magic)`);
+  const got = wasm.sha256;
   if (got !== expected) return fail(`its ${WASM_FILE_NAME} has sha256 ${got}, but the built plugin has ${expected}`);
-  return { variant: variant!, manifestDigest: digest, wasm, wasmSha256: got };
+  return { variant: variant!, manifestDigest: digest, wasm: wasm.wasm, wasmSha256: got };
 }
 
 // ---------------------------------------------------------------------------
@@ -317,5 +482,6 @@ export function layoutSource(dir: string): ImageSource {
     name: `layout ${dir}`,
     getManifest: (digest) => readFile(blobPath(digest)),
     getBlob: (digest) => readFile(blobPath(digest)),
+    blobFile: async (digest) => ({ path: blobPath(digest), done: () => undefined }),
   };
 }

@@ -1,7 +1,11 @@
 // Builds the OCI image that carries plugin.wasm, byte for byte reproducibly:
 // the same wasm and the same options always give the same manifest digest.
-// Nothing here reads the clock, the environment or the disk.
+// Nothing here reads the clock or the environment; only buildImageFromFile
+// reads the disk (the module, streamed once into the gzip'd layer).
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { UserError } from '../errors.js';
 
@@ -106,19 +110,16 @@ function writeOctal(header: Buffer, offset: number, width: number, value: number
   header[offset + width - 1] = 0;
 }
 
-/**
- * A ustar archive holding one regular file, owned by root (0/0), mode 0644,
- * with the given mtime (seconds). No directories, no extended headers.
- */
-export function tarSingleFile(name: string, data: Buffer, mtimeSeconds = 0): Buffer {
+/** The ustar header of a regular file of `size` bytes, owned by root (0/0), mode 0644. */
+function tarHeader(name: string, size: number, mtimeSeconds: number): Buffer {
   if (Buffer.byteLength(name) > 100) throw new Error(`tar entry name too long: ${name}`);
-  if (data.length > 0o77777777777) throw new Error('tar entry too large');
+  if (size > 0o77777777777) throw new Error('tar entry too large');
   const header = Buffer.alloc(BLOCK, 0);
   header.write(name, 0, 100, 'utf8');
   writeOctal(header, 100, 8, 0o644); // mode
   writeOctal(header, 108, 8, 0); // uid
   writeOctal(header, 116, 8, 0); // gid
-  writeOctal(header, 124, 12, data.length); // size
+  writeOctal(header, 124, 12, size); // size
   writeOctal(header, 136, 12, mtimeSeconds); // mtime
   header.fill(0x20, 148, 156); // checksum field counts as spaces while summing
   header.write('0', 156, 1, 'ascii'); // regular file
@@ -130,12 +131,26 @@ export function tarSingleFile(name: string, data: Buffer, mtimeSeconds = 0): Buf
   header.write(sum.toString(8).padStart(6, '0'), 148, 6, 'ascii');
   header[154] = 0;
   header[155] = 0x20;
-  const padding = (BLOCK - (data.length % BLOCK)) % BLOCK;
-  return Buffer.concat([header, data, Buffer.alloc(padding + 2 * BLOCK, 0)]);
+  return header;
+}
+
+/** What follows a file of `size` bytes: padding to a block, then the two zero blocks that end the archive. */
+function tarTrailer(size: number): Buffer {
+  return Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK + 2 * BLOCK, 0);
+}
+
+/**
+ * A ustar archive holding one regular file, owned by root (0/0), mode 0644,
+ * with the given mtime (seconds). No directories, no extended headers.
+ */
+export function tarSingleFile(name: string, data: Buffer, mtimeSeconds = 0): Buffer {
+  return Buffer.concat([tarHeader(name, data.length, mtimeSeconds), data, tarTrailer(data.length)]);
 }
 
 // ---------------------------------------------------------------------------
 // gzip
+
+const GZIP_OPTIONS: zlib.ZlibOptions = { level: 9, memLevel: 8, windowBits: 15, strategy: zlib.constants.Z_DEFAULT_STRATEGY };
 
 /**
  * Gzip with every parameter pinned. node:zlib writes no file name and an mtime
@@ -143,17 +158,39 @@ export function tarSingleFile(name: string, data: Buffer, mtimeSeconds = 0): Buf
  * does not depend on the platform that built it.
  */
 export function gzipDeterministic(data: Buffer): Buffer {
-  const out = zlib.gzipSync(data, {
-    level: 9,
-    memLevel: 8,
-    windowBits: 15,
-    strategy: zlib.constants.Z_DEFAULT_STRATEGY,
-  });
+  return pinGzipHeader(zlib.gzipSync(data, GZIP_OPTIONS));
+}
+
+function pinGzipHeader(out: Buffer): Buffer {
   // Header: ID1 ID2 CM FLG MTIME(4) XFL OS. No FHCRC flag, so patching OS is safe.
   if (out[3] !== 0) throw new Error('unexpected gzip header flags');
   out.writeUInt32LE(0, 4);
   out[9] = 0xff;
   return out;
+}
+
+/**
+ * The gzip of `chunks` with the same pinned parameters as gzipDeterministic,
+ * and the same bytes (deflate's output does not depend on how its input is
+ * split), written into one buffer sized for the worst case up front, so the
+ * result is never copied and no chunk is held after it is compressed.
+ */
+async function gzipStream(chunks: AsyncIterable<Buffer>, inputBytes: number): Promise<Buffer> {
+  // zlib's deflateBound for these settings, plus the gzip wrapper and some slack.
+  let out = Buffer.allocUnsafe(inputBytes + (inputBytes >> 12) + (inputBytes >> 14) + (inputBytes >> 25) + 1024);
+  let used = 0;
+  await pipeline(Readable.from(chunks), zlib.createGzip({ ...GZIP_OPTIONS, chunkSize: 256 * 1024 }), async (compressed: AsyncIterable<Buffer>) => {
+    for await (const c of compressed) {
+      if (used + c.length > out.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(out.length * 2, used + c.length));
+        out.copy(bigger, 0, 0, used);
+        out = bigger;
+      }
+      c.copy(out, used);
+      used += c.length;
+    }
+  });
+  return pinGzipHeader(out.subarray(0, used));
 }
 
 // ---------------------------------------------------------------------------
@@ -168,7 +205,7 @@ export function normaliseCreated(created: string | Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-function annotationsFrom(opts: BuildImageOptions, created: string | undefined): Record<string, string> {
+function annotationsFrom(opts: Omit<BuildImageOptions, 'wasm'>, created: string | undefined): Record<string, string> {
   const a: Record<string, string> = {};
   if (created) a['org.opencontainers.image.created'] = created;
   if (opts.revision) a['org.opencontainers.image.revision'] = opts.revision;
@@ -207,14 +244,14 @@ export function isWasm(data: Buffer): boolean {
   return data.length >= 8 && data[0] === 0x00 && data[1] === 0x61 && data[2] === 0x73 && data[3] === 0x6d;
 }
 
+const NOT_WASM = 'the plugin is not a WebAssembly module (it does not start with "\\0asm")';
+
 export function buildImage(opts: BuildImageOptions): BuiltImage {
   const format = opts.format ?? 'compat';
   if (!IMAGE_FORMATS.includes(format)) {
     throw new UserError(`unknown image format "${String(format)}": use one of ${IMAGE_FORMATS.join(', ')}`);
   }
-  if (!isWasm(opts.wasm)) {
-    throw new UserError('the plugin is not a WebAssembly module (it does not start with "\\0asm")');
-  }
+  if (!isWasm(opts.wasm)) throw new UserError(NOT_WASM);
   const created = opts.created === undefined || opts.created === '' ? undefined : normaliseCreated(opts.created);
   const annotations = annotationsFrom(opts, created);
   const wasmSha256 = sha256Hex(opts.wasm);
@@ -232,11 +269,57 @@ export function buildImage(opts: BuildImageOptions): BuiltImage {
     return { format, manifest, manifestDigest: sha256Digest(manifest), mediaType: MEDIA_TYPES.ociManifest, config, layers, wasmSha256 };
   }
 
-  const docker = format === 'docker';
   // mtime 0 keeps the layer identical across commits, so it is uploaded once.
   const tar = tarSingleFile(WASM_FILE_NAME, opts.wasm, 0);
-  const layer = blob(docker ? MEDIA_TYPES.dockerLayerGzip : MEDIA_TYPES.ociLayerGzip, gzipDeterministic(tar));
-  const config = blob(docker ? MEDIA_TYPES.dockerConfig : MEDIA_TYPES.ociConfig, imageConfig(sha256Digest(tar), created, annotations, docker));
+  return tarImage(format, gzipDeterministic(tar), sha256Digest(tar), wasmSha256, created, annotations);
+}
+
+/**
+ * buildImage of the module in `file`, with the same result, reading the file
+ * once as a stream: the module is hashed, framed as a tar and compressed as
+ * it is read, so only the compressed layer is held whole (compat and docker;
+ * a wasm-artifact's layer is the module itself, read whole once).
+ */
+export async function buildImageFromFile(file: string, opts: Omit<BuildImageOptions, 'wasm'>): Promise<BuiltImage> {
+  const format = opts.format ?? 'compat';
+  const handle = await open(file, 'r');
+  try {
+    if (format === 'wasm-artifact' || !IMAGE_FORMATS.includes(format)) return buildImage({ ...opts, wasm: await handle.readFile() });
+    const created = opts.created === undefined || opts.created === '' ? undefined : normaliseCreated(opts.created);
+    const size = (await handle.stat()).size;
+    if (size < 8) throw new UserError(NOT_WASM);
+    const wasmHash = createHash('sha256');
+    const tarHash = createHash('sha256');
+    async function* tar(): AsyncGenerator<Buffer> {
+      const header = tarHeader(WASM_FILE_NAME, size, 0);
+      tarHash.update(header);
+      yield header;
+      let read = 0;
+      for await (const chunk of handle.createReadStream({ start: 0, end: size - 1, autoClose: false }) as AsyncIterable<Buffer>) {
+        // The first chunk is the file's first 64 KiB (or all of it).
+        if (read === 0 && !isWasm(chunk)) throw new UserError(NOT_WASM);
+        read += chunk.length;
+        wasmHash.update(chunk);
+        tarHash.update(chunk);
+        yield chunk;
+      }
+      if (read !== size) throw new UserError(`${file} changed while it was read (${read} bytes, ${size} expected)`);
+      const trailer = tarTrailer(size);
+      tarHash.update(trailer);
+      yield trailer;
+    }
+    const gz = await gzipStream(tar(), BLOCK + size + 3 * BLOCK);
+    return tarImage(format, gz, `sha256:${tarHash.digest('hex')}`, wasmHash.digest('hex'), created, annotationsFrom(opts, created));
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A compat or docker image around its gzip'd tar layer. */
+function tarImage(format: ImageFormat, gz: Buffer, tarDigest: string, wasmSha256: string, created: string | undefined, annotations: Record<string, string>): BuiltImage {
+  const docker = format === 'docker';
+  const layer = blob(docker ? MEDIA_TYPES.dockerLayerGzip : MEDIA_TYPES.ociLayerGzip, gz);
+  const config = blob(docker ? MEDIA_TYPES.dockerConfig : MEDIA_TYPES.ociConfig, imageConfig(tarDigest, created, annotations, docker));
   const mediaType = docker ? MEDIA_TYPES.dockerManifest : MEDIA_TYPES.ociManifest;
   // Docker schema 2 has no manifest annotations: they go into config labels.
   // The compat spec asks for module.wasm.image/variant=compat on OCI layers.

@@ -5,16 +5,16 @@
 // Order of operations against a registry, so a tag never names a half-pushed
 // image: check version tags -> upload every missing blob -> confirm every
 // blob -> PUT the manifest by digest -> read it back by digest through the
-// gate -> only then PUT it under each tag.
-import { readFile } from 'node:fs/promises';
+// gate -> attach the SBOM (an OCI 1.1 referrer of the image) -> only then
+// PUT it under each tag.
 import { resolve as resolvePath } from 'node:path';
 import * as core from '@actions/core';
 import { UserError } from '../errors.js';
-import { buildImage, sha256Hex, uniqueBlobs, type ImageFormat } from './image.js';
+import { buildImageFromFile, normaliseCreated, sha256Digest, uniqueBlobs, type BuiltImage, type ImageFormat } from './image.js';
 import { gate, layoutSource } from './gate.js';
 import { writeLayout } from './layout.js';
 import type { RetryPolicy } from '../net/index.js';
-import { RegistryClient, checkTagMoves, parseRegistry, resolveCredentials, setTags, validateRepository, validateTag } from './registry/index.js';
+import { RegistryClient, artifactManifest, attachReferrer, checkTagMoves, parseRegistry, resolveCredentials, setTags, validateRepository, validateTag, type AttachResult } from './registry/index.js';
 
 export type { ImageFormat } from './image.js';
 export { IMAGE_FORMATS } from './image.js';
@@ -45,6 +45,12 @@ export interface PushOptions {
   revision?: string;
   /** Commit time (RFC 3339) for `created`. */
   created?: string;
+  /**
+   * A document to attach to the image as an OCI 1.1 artifact (the SBOM):
+   * pushed after the image passed the gate and before any tag is set.
+   * Ignored for an OCI layout (the stage writes it beside the layout).
+   */
+  attach?: { artifactType: string; mediaType: string; data: Buffer; fileName: string };
   /** Where to write the OCI layout when there is no registry (default .asm-wasm/oci-layout). */
   layoutDir?: string;
   /** Tuning, mainly for tests. */
@@ -68,6 +74,8 @@ export interface PushResult {
   skipped: number;
   /** The layout directory, when no registry was given. */
   ociLayout?: string;
+  /** The attached document's manifest, when `attach` was given and pushed. */
+  attached?: AttachResult;
 }
 
 export const DEFAULT_LAYOUT_DIR = '.asm-wasm/oci-layout';
@@ -84,25 +92,25 @@ function uniqueTags(tags: string[]): string[] {
 }
 
 export async function push(options: PushOptions): Promise<PushResult> {
-  let wasm: Buffer;
+  // The module is read once, as a stream: hashed and packed as it is read (only the layer is held whole).
+  let image: BuiltImage;
   try {
-    wasm = await readFile(options.wasmPath);
+    image = await buildImageFromFile(options.wasmPath, {
+      format: options.format ?? 'compat',
+      source: options.source,
+      revision: options.revision,
+      created: options.created,
+    });
   } catch (err) {
+    if (err instanceof UserError) throw err;
     throw new UserError(`could not read the plugin ${options.wasmPath}: ${(err as Error).message}`);
   }
-  const builtSha = sha256Hex(wasm);
+  const builtSha = image.wasmSha256;
   const expected = options.wasmSha256.replace(/^sha256:/, '').toLowerCase();
   if (expected !== builtSha) {
     throw new UserError(`${options.wasmPath} has sha256 ${builtSha}, but the build produced ${expected}: it changed after it was built and tested`);
   }
   const tags = uniqueTags(options.tags);
-  const image = buildImage({
-    wasm,
-    format: options.format ?? 'compat',
-    source: options.source,
-    revision: options.revision,
-    created: options.created,
-  });
   const digest = image.manifestDigest;
   core.info(`image ${digest} (${image.format}, ${image.layers.length} layer(s), plugin sha256 ${builtSha})`);
 
@@ -171,6 +179,19 @@ export async function push(options: PushOptions): Promise<PushResult> {
     const checked = await gate(client.source(), digest, builtSha);
     core.info(`read back ${ref}@${digest}: loads as a ${checked.variant} image, plugin.wasm matches`);
 
+    let attached: AttachResult | undefined;
+    if (options.attach) {
+      const a = options.attach;
+      const doc = { mediaType: a.mediaType, digest: sha256Digest(a.data), size: a.data.length, data: a.data, annotations: { 'org.opencontainers.image.title': a.fileName } };
+      const created = options.created ? normaliseCreated(options.created) : undefined;
+      const artifact = artifactManifest({ mediaType: image.mediaType, digest, size: image.manifest.length }, a.artifactType, [doc], created ? { 'org.opencontainers.image.created': created } : {});
+      attached = await attachReferrer(client, artifact, digest, (line) => core.info(line));
+      // Read back by digest, as a reader would fetch it.
+      const back = await client.getManifest(artifact.digest);
+      if (!back.equals(artifact.manifest)) throw new UserError(`registry ${address.host} returned other bytes for ${ref}@${artifact.digest} than were pushed`);
+      if (!(await client.getBlob(doc.digest)).equals(a.data)) throw new UserError(`registry ${address.host} returned other bytes for the ${a.fileName} blob ${doc.digest} than were pushed`);
+    }
+
     await setTags(client, tags, { manifest: image.manifest, mediaType: image.mediaType, digest }, (line) => core.info(line));
 
     return {
@@ -180,6 +201,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
       tags,
       uploaded,
       skipped,
+      attached,
     };
   } finally {
     client.close();

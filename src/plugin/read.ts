@@ -1,5 +1,8 @@
-// Reads <plugin-dir>/wasmplugin.yaml strictly. Every key in it must be a
-// field of the WasmPlugin API at that place: a misspelt key is an error that
+// Reads <plugin-dir>/wasmplugin.yaml strictly. The file is a WasmPlugin or,
+// with `kind: TrafficExtension`, a TrafficExtension (the kind decides the
+// shape of the whole file, spec.wasm included, so it is said in the file and
+// not by an input). Every key in it must be a field of that kind at that
+// place (schema.ts): a misspelt key is an error that
 // names the file, the line, the field's path and the nearest known field
 // (`spec.seletor: not a WasmPlugin field; did you mean spec.selector?`).
 // Nothing is dropped: what the file says is what the model holds, so a typo
@@ -13,7 +16,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML, { LineCounter, isMap, isScalar, isSeq, type Node } from 'yaml';
 import { UserError } from '../errors.js';
-import { WASMPLUGIN_API_VERSION, type ObjectMeta, type WasmPluginSpec } from './model.js';
+import { RESOURCE_KINDS, WASMPLUGIN_API_VERSION, type ObjectMeta, type ResourceKind } from './model.js';
+import { fieldPlaces, manifestShape, type Shape } from './schema.js';
 
 export const MANIFEST_FILE = 'wasmplugin.yaml';
 
@@ -22,57 +26,19 @@ export interface PluginManifest {
   apiVersion?: string;
   kind?: string;
   metadata?: Partial<Pick<ObjectMeta, 'name' | 'namespace' | 'labels' | 'annotations'>>;
-  spec?: Partial<WasmPluginSpec>;
+  /** The spec of `kind`, as written (its shape was checked; its values are checked after resolving). */
+  spec?: Record<string, any>;
 }
 
 export interface PluginFile {
   /** The file the manifest came from; undefined when the plugin has none. */
   file?: string;
+  /** The kind the file declares; WasmPlugin when it names none. */
+  kind: ResourceKind;
   manifest: PluginManifest;
   /** The line of a field (`spec.match[0].ports[1].number`) or of its nearest parent written in the file. */
   lineOf(field: string): number | undefined;
 }
-
-// The shape of a WasmPlugin: which keys exist where, and which are mappings
-// or lists. `free` mappings take any key (labels, pluginConfig).
-type Shape =
-  | { kind: 'scalar' }
-  | { kind: 'free' }
-  | { kind: 'fields'; fields: Record<string, Shape> }
-  | { kind: 'list'; item: Shape };
-
-const scalar: Shape = { kind: 'scalar' };
-const free: Shape = { kind: 'free' };
-const fields = (f: Record<string, Shape>): Shape => ({ kind: 'fields', fields: f });
-const list = (item: Shape): Shape => ({ kind: 'list', item });
-
-const TARGET_REF = fields({ group: scalar, kind: scalar, name: scalar, namespace: scalar });
-
-const SPEC: Record<string, Shape> = {
-  selector: fields({ matchLabels: free }),
-  targetRef: TARGET_REF,
-  targetRefs: list(TARGET_REF),
-  url: scalar,
-  sha256: scalar,
-  imagePullPolicy: scalar,
-  imagePullSecret: scalar,
-  verificationKey: scalar,
-  pluginConfig: free,
-  pluginName: scalar,
-  phase: scalar,
-  priority: scalar,
-  failStrategy: scalar,
-  vmConfig: fields({ env: list(fields({ name: scalar, value: scalar, valueFrom: scalar })) }),
-  match: list(fields({ mode: scalar, ports: list(fields({ number: scalar })) })),
-  type: scalar,
-};
-
-const ROOT = fields({
-  apiVersion: scalar,
-  kind: scalar,
-  metadata: fields({ name: scalar, namespace: scalar, labels: free, annotations: free }),
-  spec: fields(SPEC),
-});
 
 /** ObjectMeta fields the API server sets: a manifest copied from a live object has them. */
 const SERVER_FIELDS: Record<string, string[]> = {
@@ -86,7 +52,7 @@ const UNSUPPORTED_META = ['generateName', 'ownerReferences', 'finalizers'];
 /** Reads <pluginDir>/wasmplugin.yaml; a plugin without one gets an empty manifest. */
 export function readPluginFile(pluginDir: string): PluginFile {
   const file = path.join(pluginDir, MANIFEST_FILE);
-  if (!fs.existsSync(file)) return { manifest: {}, lineOf: () => undefined };
+  if (!fs.existsSync(file)) return { kind: 'WasmPlugin', manifest: {}, lineOf: () => undefined };
   return parsePluginManifest(fs.readFileSync(file, 'utf8'), file);
 }
 
@@ -107,14 +73,21 @@ export function parsePluginManifest(text: string, file: string): PluginFile {
   if (root === null || (isScalar(root) && (root.value === null || root.value === undefined))) {
     throw new UserError(`${file}: is empty; write the WasmPlugin the plugin is deployed as (metadata and spec), or delete the file`);
   }
-  walk(root, ROOT, '', lineOfNode(root));
+  // The kind first: it decides which fields exist.
+  const kindNode = isMap(root) ? root.items.find((p) => isScalar(p.key) && p.key.value === 'kind') : undefined;
+  const declared = kindNode && isScalar(kindNode.value) ? kindNode.value.value : undefined;
+  const kind: ResourceKind = (RESOURCE_KINDS as readonly unknown[]).includes(declared) ? (declared as ResourceKind) : 'WasmPlugin';
+  if (kindNode && kind !== declared) {
+    fail('kind', lineOfNode(kindNode.key as Node), `must be ${RESOURCE_KINDS.join(' or ')}, got ${JSON.stringify(declared ?? null)}`);
+  }
+  walk(root, { kind: 'fields', ...manifestShape(kind) }, '', lineOfNode(root));
 
   function walk(node: Node, shape: Shape, where: string, keyLine: number): void {
     lineAt.set(where, keyLine);
     if (shape.kind === 'scalar') return;
     if (shape.kind === 'free' || shape.kind === 'fields') {
       if (!isMap(node)) {
-        fail(where, keyLine, where ? 'must be a mapping' : 'must be a WasmPlugin manifest: a mapping with metadata and spec');
+        fail(where, keyLine, where ? 'must be a mapping' : `must be a ${kind} manifest: a mapping with metadata and spec`);
         return;
       }
       for (const pair of node.items) {
@@ -131,7 +104,7 @@ export function parsePluginManifest(text: string, file: string): PluginFile {
           else lineAt.set(here, line);
           continue;
         }
-        fail(here, line, unknownField(where, key, Object.keys(shape.fields)));
+        fail(here, line, unknownField(kind, where, key, Object.keys(shape.fields)));
       }
       return;
     }
@@ -146,8 +119,8 @@ export function parsePluginManifest(text: string, file: string): PluginFile {
   if (manifest.apiVersion !== undefined && manifest.apiVersion !== WASMPLUGIN_API_VERSION) {
     fail('apiVersion', lineAt.get('apiVersion') ?? 1, `must be ${WASMPLUGIN_API_VERSION} (the WasmPlugin API this action applies), got ${JSON.stringify(manifest.apiVersion)}`);
   }
-  if (manifest.kind !== undefined && manifest.kind !== 'WasmPlugin') {
-    fail('kind', lineAt.get('kind') ?? 1, `must be WasmPlugin, got ${JSON.stringify(manifest.kind)}`);
+  if (manifest.spec?.lua !== undefined) {
+    fail('spec.lua', lineAt.get('spec.lua') ?? 1, 'this action builds, tests and deploys a Wasm module: a Lua TrafficExtension is not one; use spec.wasm');
   }
   if (problems.length) {
     throw new UserError(
@@ -160,6 +133,7 @@ export function parsePluginManifest(text: string, file: string): PluginFile {
   }
   return {
     file,
+    kind,
     manifest,
     lineOf(field: string): number | undefined {
       // The field itself, else the nearest parent the file has.
@@ -175,8 +149,8 @@ export function parsePluginManifest(text: string, file: string): PluginFile {
   };
 }
 
-/** The message for a key the WasmPlugin API does not have at `parent`. */
-function unknownField(parent: string, key: string, known: string[]): string {
+/** The message for a key that `kind` does not have at `parent`. */
+function unknownField(kind: ResourceKind, parent: string, key: string, known: string[]): string {
   const full = (k: string) => (parent ? `${parent}.${k}` : k);
   if ((SERVER_FIELDS[parent] ?? []).includes(key)) {
     return 'is set by the API server, not by a manifest (was the file copied from a live object?); remove it';
@@ -185,21 +159,19 @@ function unknownField(parent: string, key: string, known: string[]): string {
     return 'is not applied by this action (it applies metadata name, namespace, labels and annotations); remove it';
   }
   const near = nearest(key, known);
-  if (near) return `not a WasmPlugin field; did you mean ${full(near)}?`;
-  // A field written at the wrong level: `pluginName` at the top, `name` under spec.
-  const elsewhere = misplaced(parent, key);
-  if (elsewhere) return `not a WasmPlugin field here; did you mean ${elsewhere}?`;
-  return `not a WasmPlugin field; the fields of ${parent || 'a WasmPlugin'} are ${known.join(', ')}`;
+  if (near) return `not a ${kind} field; did you mean ${full(near)}?`;
+  // A field written at the wrong level: `pluginName` at the top, `name` under
+  // spec, a Wasm setting outside a TrafficExtension's spec.wasm.
+  const elsewhere = misplaced(kind, parent, key);
+  if (elsewhere) return `not a ${kind} field here; did you mean ${elsewhere}?`;
+  if (kind === 'WasmPlugin' && parent === 'spec' && key === 'wasm') {
+    return 'not a WasmPlugin field: spec.wasm is a TrafficExtension\'s; write kind: TrafficExtension, or put its fields directly under spec';
+  }
+  return `not a ${kind} field; the fields of ${parent || `a ${kind}`} are ${known.join(', ')}`;
 }
 
-function misplaced(parent: string, key: string): string | undefined {
-  const top = ROOT.kind === 'fields' ? ROOT.fields : {};
-  const places: Array<[string, Record<string, Shape>]> = [
-    ['', top],
-    ['metadata', (top.metadata as { fields: Record<string, Shape> }).fields],
-    ['spec', SPEC],
-  ];
-  for (const [where, f] of places) {
+function misplaced(kind: ResourceKind, parent: string, key: string): string | undefined {
+  for (const [where, f] of fieldPlaces(kind)) {
     if (where !== parent && key in f) return where ? `${where}.${key}` : key;
   }
   return undefined;

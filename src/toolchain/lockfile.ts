@@ -22,6 +22,7 @@ export const LOCKFILES: Array<{ file: string; manager: PackageManager }> = [
 
 export interface PackageJson {
   name?: string;
+  version?: string;
   scripts?: Record<string, string>;
   dependencies?: Record<string, string>;
   devDependencies?: Record<string, string>;
@@ -244,4 +245,115 @@ export function folderHash(dir: string): string {
   if (fs.existsSync(dir) && fs.statSync(dir).isFile()) h.update(fs.readFileSync(dir));
   else walk(dir);
   return h.digest('hex').slice(0, 16);
+}
+
+/** One package the lockfile installs, as the SBOM lists it. */
+export interface LockedPackage {
+  name: string;
+  version: string;
+  /** Where the package manager downloads it from, when the lockfile says. */
+  resolved?: string;
+  /** Subresource-integrity text ("sha512-<base64>"), when the lockfile says. */
+  integrity?: string;
+  /** Installed only as a development dependency (every build tool is one). */
+  dev?: boolean;
+}
+
+/**
+ * Every package the plugin's lockfile installs (not only the direct ones),
+ * sorted by name and version, each name@version once. A package that lives
+ * in a local folder has no version in some formats and is left out: it is
+ * not an npm package a purl could name.
+ */
+export function lockPackages(pluginDir: string): LockedPackage[] {
+  const { file, manager } = findLockfile(pluginDir);
+  const text = readText(file);
+  const found = manager === 'npm' ? npmPackages(text, file) : manager === 'pnpm' ? pnpmPackages(text, file) : yarnPackages(text, file);
+  const byKey = new Map<string, LockedPackage>();
+  for (const p of found) {
+    if (!p.name || !p.version || LOCAL_SPEC.test(p.version)) continue;
+    const key = `${p.name}@${p.version}`;
+    const seen = byKey.get(key);
+    // One install of a package that is not dev-only makes it not dev-only.
+    if (seen) seen.dev = seen.dev && p.dev;
+    else byKey.set(key, { ...p });
+  }
+  return [...byKey.values()].sort((a, b) => (a.name === b.name ? a.version.localeCompare(b.version) : a.name < b.name ? -1 : 1));
+}
+
+function npmPackages(text: string, file: string): LockedPackage[] {
+  type Entry = { name?: string; version?: string; resolved?: string; integrity?: string; dev?: boolean; link?: boolean; dependencies?: Record<string, Entry> };
+  let lock: { packages?: Record<string, Entry>; dependencies?: Record<string, Entry> };
+  try {
+    lock = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`${file} is not valid JSON (${(err as Error).message}); run \`npm install\` in the plugin directory to write it again`);
+  }
+  const out: LockedPackage[] = [];
+  const entry = (name: string, e: Entry): LockedPackage => ({ name, version: e.version ?? '', resolved: e.resolved, integrity: e.integrity, dev: !!e.dev });
+  if (lock.packages) {
+    // Lockfile 2 and 3: "node_modules/a/node_modules/@s/b" installs @s/b; an alias keeps the real name in `name`.
+    for (const [key, e] of Object.entries(lock.packages)) {
+      if (key === '' || e.link || !key.includes('node_modules/')) continue;
+      out.push(entry(e.name ?? key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length), e));
+    }
+    return out;
+  }
+  // Lockfile 1: nested `dependencies`.
+  const walk = (deps: Record<string, Entry> | undefined) => {
+    for (const [name, e] of Object.entries(deps ?? {})) {
+      out.push(entry(name, e));
+      walk(e.dependencies);
+    }
+  };
+  walk(lock.dependencies);
+  return out;
+}
+
+function pnpmPackages(text: string, file: string): LockedPackage[] {
+  let lock: { packages?: Record<string, { resolution?: { integrity?: string; tarball?: string }; dev?: boolean; name?: string; version?: string }> };
+  try {
+    lock = YAML.parse(text, { maxAliasCount: 100 });
+  } catch (err) {
+    throw new UserError(`${file} is not valid YAML (${(err as Error).message}); run \`pnpm install\` in the plugin directory to write it again`);
+  }
+  const out: LockedPackage[] = [];
+  for (const [key, e] of Object.entries(lock?.packages ?? {})) {
+    // 9.x: "name@1.0.0" and "@s/name@1.0.0(peer@2)"; 6.x: "/name@1.0.0"; 5.x: "/name/1.0.0".
+    const k = key.replace(/^\//, '').replace(/\(.*$/, '');
+    let name: string;
+    let version: string;
+    const at = k.lastIndexOf('@');
+    if (at > 0) {
+      name = k.slice(0, at);
+      version = k.slice(at + 1);
+    } else {
+      const slash = k.lastIndexOf('/');
+      name = k.slice(0, slash);
+      version = k.slice(slash + 1);
+    }
+    out.push({ name: e?.name ?? name, version: bareVersion(e?.version ?? version), resolved: e?.resolution?.tarball, integrity: e?.resolution?.integrity, dev: e?.dev });
+  }
+  return out;
+}
+
+function yarnPackages(text: string, file: string): LockedPackage[] {
+  if (/^__metadata:/m.test(text)) {
+    throw new UserError(`${file} is a yarn 2+ lockfile, which this action does not install; use yarn 1, npm or pnpm for the plugin`);
+  }
+  const out: LockedPackage[] = [];
+  let current: LockedPackage | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.trim() || line.startsWith('#')) continue;
+    if (!/^\s/.test(line)) {
+      // "name@range, name@other:" or "\"@s/name@range\":": the name is the first key up to its last @.
+      const first = line.replace(/:\s*$/, '').split(/,\s*/)[0].trim().replace(/^"|"$/g, '');
+      current = { name: first.slice(0, first.lastIndexOf('@')), version: '' };
+      out.push(current);
+      continue;
+    }
+    const m = /^\s+(version|resolved|integrity)\s+"?([^"\s]+)"?/.exec(line);
+    if (m && current) current[m[1] as 'version' | 'resolved' | 'integrity'] = m[2];
+  }
+  return out;
 }

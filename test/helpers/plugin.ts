@@ -1,5 +1,5 @@
 // The plugin model from an in-memory wasmplugin.yaml, for tests that deploy
-// or render a WasmPlugin without a plugin folder.
+// or render a WasmPlugin (or a TrafficExtension) without a plugin folder.
 import {
   resolvePlugin,
   type ObjectMeta,
@@ -12,7 +12,8 @@ import {
 
 /** Resolves `manifest` (as if read from a wasmplugin.yaml) with `overrides`, requiring a url as the deploy stage does. */
 export function pluginFrom(manifest: PluginManifest, overrides: PluginOverrides = {}, pushed?: PushedImage): ResolvedPlugin {
-  return resolvePlugin({ manifest, lineOf: () => undefined }, overrides, { pluginDir: '/plugins/test', pushed, requireUrl: true });
+  const kind = manifest.kind === 'TrafficExtension' ? 'TrafficExtension' : 'WasmPlugin';
+  return resolvePlugin({ kind, manifest, lineOf: () => undefined }, overrides, { pluginDir: '/plugins/test', pushed, requireUrl: true });
 }
 
 /** A manifest's metadata and spec fields side by side: `{ name, namespace, labels, annotations, ...spec }`. */

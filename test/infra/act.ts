@@ -12,7 +12,7 @@ import * as path from 'node:path';
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 const STANDINS = path.join(ROOT, 'test', 'infra', 'act', 'actions');
 /** The third-party actions that have a stand-in. */
-const STANDIN_ACTIONS = ['actions/checkout', 'actions/upload-artifact', 'actions/download-artifact'];
+const STANDIN_ACTIONS = ['actions/checkout', 'actions/upload-artifact', 'actions/download-artifact', 'actions/attest-build-provenance'];
 
 /** The act binary (`npm test` builds it and sets ACT); throws, never skips, when it is missing. */
 export function actBinary(): string {
@@ -148,6 +148,9 @@ export async function runAct(options: ActOptions): Promise<ActRun> {
     ACT_STANDIN_ARTIFACTS: artifacts,
     ACT_STANDIN_REPOSITORIES: (options.checkouts ?? []).join('\n'),
     ACT_RESULT: resultFile,
+    // What the runner gives a job granted `id-token: write` (act gives none):
+    // a closed local port, so nothing could fetch a token from it.
+    ACTIONS_ID_TOKEN_REQUEST_URL: 'http://127.0.0.1:9/oidc-token',
     // Envoy on PATH, as on a self-hosted runner that has it: the action's
     // installer takes it and downloads nothing.
     PATH: `${path.dirname(options.envoyPath)}${path.delimiter}${process.env.PATH}`,

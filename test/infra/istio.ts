@@ -21,12 +21,31 @@
 //   istio.alpn) in the gateway's config, which upstream Envoy rejects;
 //   ENABLE_CA_SERVER=false and no webhooks: the gateway uses file-mounted
 //   certificates and nothing is injected.
-// - gateway: plaintext xDS (controlPlaneAuthPolicy NONE), self-signed workload
-//   certificates in ./var/run/secrets/workload-spiffe-credentials (so no CA is
-//   asked), the agent's bootstrap template in ./var/lib/istio/envoy (where the
+// - gateway: plaintext xDS (controlPlaneAuthPolicy NONE) by default, or mutual
+//   TLS with `secureXds` (below); file-mounted workload certificates in
+//   ./var/run/secrets/workload-spiffe-credentials (so no CA is asked), the
+//   agent's bootstrap template in ./var/lib/istio/envoy (where the
 //   agent looks for it, relative to its working directory), with Envoy's
 //   health and Prometheus listeners moved to 127.0.0.1 and free ports
 //   (ENVOY_STATUS_PORT, ENVOY_PROMETHEUS_PORT).
+//
+// `secureXds`: istiod hands a WasmPlugin's imagePullSecret only to a proxy
+// whose identity it verified (pilot/pkg/xds/ecds.go, GeneratePullSecrets:
+// proxy.VerifiedIdentity). That identity is set in pilot/pkg/xds/auth.go
+// (authorize, after authenticate) from what the authenticators return, and
+// pkg/security's Authenticate runs them only on a TLS connection (unless
+// XDS_AUTH_PLAINTEXT): on the plaintext gRPC port no proxy is ever verified,
+// whatever token it sends. So with `secureXds` istiod also serves xDS over
+// TLS (--secureGRPCAddr, the 15012 of a cluster) with a certificate from a CA
+// made here (--tlsCertFile/--tlsKeyFile/--caCertFile); with those flags the
+// same CA file is what istiod verifies client certificates against
+// (createPeerCertVerifier). The gateway's workload certificate, for
+// spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway, is signed
+// by that CA, and the agent connects with controlPlaneAuthPolicy MUTUAL_TLS,
+// presenting it (file-mounted certificates: proxyMetadata
+// ISTIO_META_TLS_CLIENT_CERT_CHAIN/_KEY/_ROOT_CERT). ClientCertAuthenticator
+// takes the SPIFFE ID from the verified chain, and authorize accepts it
+// because its namespace and service account are the proxy's own.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -119,18 +138,52 @@ export interface Istio {
   upstream: Upstream;
   /** Where the logs, certificates and configuration are. */
   dir: string;
+  /** How the gateway talks to istiod: plaintext, or mutual TLS (`secureXds`), where istiod verifies its identity. */
+  xds: 'plaintext' | 'mtls';
   /** The agent's log so far (its own lines and Envoy's). */
   agentLog(): string;
   istiodLog(): string;
+  /** http://127.0.0.1:<port>: istiod's monitoring port (15014 in a cluster), which also serves its /debug endpoints (syncz). */
+  istiodUrl: string;
   /** Seconds from start to: istiod ready, gateway serving. */
   timings: { istiodReadyMs: number; gatewayReadyMs: number; crdsMs: number };
+  /**
+   * With `validationWebhook`: istiod's validation webhook (its HTTPS server's
+   * /validate) and the CA of its certificate. The API server calls it for
+   * every create and update of an Istio resource, as in a cluster.
+   */
+  validation?: { url: string; caPem: string };
   /** Stops the gateway (Envoy with it), istiod and the upstream. Safe to call twice. */
   stop(): Promise<void>;
 }
 
 export interface IstioOptions {
-  /** The Envoy binary the gateway runs. */
-  envoy: string;
+  /** The Envoy binary the gateway runs (required unless `gateway` is false). */
+  envoy?: string;
+  /**
+   * Start the gateway (default true). false runs istiod alone: no upstream
+   * traffic, nothing on the ports one gateway per machine may hold; the
+   * gateway's URLs are then empty strings.
+   */
+  gateway?: boolean;
+  /**
+   * Serve istiod's validation webhook over HTTPS (a certificate for 127.0.0.1
+   * from a CA made here, given to istiod with --tlsCertFile/--tlsKeyFile/--caCertFile,
+   * as a cluster mounts it in ./var/run/secrets/istiod/tls) and register a
+   * ValidatingWebhookConfiguration for Istio's API groups that points the API
+   * server at it (failurePolicy Fail, so a webhook that cannot be reached
+   * fails the request instead of letting it through). Istio's own install
+   * registers the same webhook; here istiod's controller for it is off, so
+   * this one is written by hand.
+   */
+  validationWebhook?: boolean;
+  /**
+   * xDS over mutual TLS instead of plaintext, so that istiod verifies the
+   * gateway's identity and sends it WasmPlugins' image pull secrets (see the
+   * top of this file). Default false: plaintext, where pull secrets are
+   * withheld (`proxy … is not authorized to receive secret`).
+   */
+  secureXds?: boolean;
   /** Registries (host:port) the agent may pull from over plain HTTP or without verifying TLS. */
   insecureRegistries?: string[];
   /** A PEM file the agent trusts for registries (its SSL_CERT_FILE). */
@@ -139,9 +192,15 @@ export interface IstioOptions {
    * Registry credentials the agent pulls with when a WasmPlugin brings no pull
    * secret (its default keychain: a Docker config.json, as on a node). istiod
    * hands a WasmPlugin's imagePullSecret only to a proxy whose identity it
-   * verified over mTLS xDS, which this plaintext set-up does not have.
+   * verified over mTLS xDS, which needs `secureXds`.
    */
   registryAuth?: { registry: string; username: string; password: string };
+  /**
+   * Envoy stats the gateway keeps on top of Istio's default list
+   * (proxyConfig.proxyStatsMatcher.inclusionRegexps), e.g. Envoy's ECDS
+   * counters `.*extension_config_discovery.*`, which Istio leaves out.
+   */
+  statsInclusionRegexps?: string[];
 }
 
 function freePort(): Promise<number> {
@@ -179,16 +238,23 @@ function openssl(dir: string, ...args: string[]): Promise<void> {
   });
 }
 
-/** A self-signed root and a workload certificate for the gateway's SPIFFE identity. */
-async function workloadCerts(dir: string, identity: string): Promise<void> {
+/**
+ * A workload certificate for the gateway's SPIFFE identity, signed by `ca`
+ * (its root becomes root-cert.pem) or by a self-signed root made here.
+ */
+async function workloadCerts(dir: string, identity: string, ca?: { cert: string; key: string }): Promise<void> {
   await fsp.mkdir(dir, { recursive: true });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(dir, 'req', '-x509', ...ec, '-keyout', 'root.key', '-out', 'root-cert.pem', '-days', '2', '-subj', '/O=cluster.local',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
+  if (ca) {
+    await fsp.copyFile(ca.cert, path.join(dir, 'root-cert.pem'));
+  } else {
+    await openssl(dir, 'req', '-x509', ...ec, '-keyout', 'root.key', '-out', 'root-cert.pem', '-days', '2', '-subj', '/O=cluster.local',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
+  }
   await fsp.writeFile(path.join(dir, 'leaf.ext'), `subjectAltName=URI:${identity}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n`);
   await openssl(dir, 'req', ...ec, '-keyout', 'key.pem', '-out', 'leaf.csr', '-subj', '/O=cluster.local');
-  await openssl(dir, 'x509', '-req', '-in', 'leaf.csr', '-CA', 'root-cert.pem', '-CAkey', 'root.key', '-set_serial', `0x${randomBytes(12).toString('hex')}`,
-    '-out', 'cert-chain.pem', '-days', '2', '-extfile', 'leaf.ext');
+  await openssl(dir, 'x509', '-req', '-in', 'leaf.csr', '-CA', ca?.cert ?? 'root-cert.pem', '-CAkey', ca?.key ?? 'root.key',
+    '-set_serial', `0x${randomBytes(12).toString('hex')}`, '-out', 'cert-chain.pem', '-days', '2', '-extfile', 'leaf.ext');
 }
 
 interface Proc {
@@ -321,7 +387,12 @@ async function putObject(kube: Kube, object: any): Promise<void> {
   const [group, version] = object.apiVersion.split('/');
   const plural = object.kind === 'ServiceEntry' ? 'serviceentries' : `${object.kind.toLowerCase()}s`;
   const base = `/apis/${group}/${version}/namespaces/${object.metadata.namespace}/${plural}`;
-  await must(`create ${object.kind} ${object.metadata.name}`, kube.request('admin', 'POST', base, object));
+  const created = await must(`create ${object.kind} ${object.metadata.name}`, kube.request('admin', 'POST', base, object), [201, 409]);
+  if (created.status === 201) return;
+  // Left by an earlier startIstio on the same API server: take it over (new ports).
+  const current = await must(`read ${object.kind} ${object.metadata.name}`, kube.request('admin', 'GET', `${base}/${object.metadata.name}`));
+  const replacement = { ...object, metadata: { ...object.metadata, resourceVersion: current.body.metadata.resourceVersion } };
+  await must(`replace ${object.kind} ${object.metadata.name}`, kube.request('admin', 'PUT', `${base}/${object.metadata.name}`, replacement));
 }
 
 export async function startIstio(kube: Kube, options: IstioOptions): Promise<Istio> {
@@ -337,6 +408,8 @@ export async function startIstio(kube: Kube, options: IstioOptions): Promise<Ist
     stopped = true;
     for (const p of [...procs].reverse()) await stopProcess(p);
     if (watchdog?.pid) killGroup(watchdog.pid, 'SIGKILL');
+    // The webhook would fail every Istio write once istiod is gone.
+    if (options.validationWebhook) await kube.request('admin', 'DELETE', `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${VALIDATION_WEBHOOK}`).catch(() => undefined);
     await upstream?.close();
     await fsp.rm(dir, { recursive: true, force: true });
   };
@@ -356,9 +429,13 @@ export async function startIstio(kube: Kube, options: IstioOptions): Promise<Ist
     await installIstioCrds(kube);
     const crdsMs = Date.now() - crdsStart;
 
-    const [grpcPort, httpPort, monitoringPort, httpsPort, adminPort, statusPort, healthPort, promPort, listenerPort] = await Promise.all(
-      Array.from({ length: 9 }, () => freePort()),
+    const [grpcPort, secureGrpcPort, httpPort, monitoringPort, httpsPort, adminPort, statusPort, healthPort, promPort, listenerPort] = await Promise.all(
+      Array.from({ length: 10 }, () => freePort()),
     );
+    // Where the gateway connects, and how.
+    const xds = options.secureXds
+      ? { address: `127.0.0.1:${secureGrpcPort}`, policy: 'MUTUAL_TLS' }
+      : { address: `127.0.0.1:${grpcPort}`, policy: 'NONE' };
     upstream = await startUpstream();
 
     // istiod
@@ -371,10 +448,16 @@ export async function startIstio(kube: Kube, options: IstioOptions): Promise<Ist
         rootNamespace: 'istio-system',
         trustDomain: 'cluster.local',
         enableAutoMtls: false,
-        defaultConfig: { discoveryAddress: `127.0.0.1:${grpcPort}`, controlPlaneAuthPolicy: 'NONE' },
+        defaultConfig: { discoveryAddress: xds.address, controlPlaneAuthPolicy: xds.policy },
       }),
     );
     await fsp.writeFile(path.join(istiodDir, 'meshNetworks'), 'networks: {}\n');
+    const tlsArgs: string[] = [];
+    const tls = path.join(istiodDir, 'tls');
+    if (options.validationWebhook || options.secureXds) {
+      await serverCerts(tls);
+      tlsArgs.push(`--tlsCertFile=${path.join(tls, 'cert.pem')}`, `--tlsKeyFile=${path.join(tls, 'key.pem')}`, `--caCertFile=${path.join(tls, 'ca.pem')}`);
+    }
     const istiod = startProcess(
       'istiod',
       files.discovery,
@@ -387,10 +470,11 @@ export async function startIstio(kube: Kube, options: IstioOptions): Promise<Ist
         `--httpAddr=127.0.0.1:${httpPort}`,
         `--httpsAddr=127.0.0.1:${httpsPort}`,
         `--monitoringAddr=127.0.0.1:${monitoringPort}`,
-        '--secureGRPCAddr=',
+        `--secureGRPCAddr=${options.secureXds ? xds.address : ''}`,
         '--domain=cluster.local',
         '--shutdownDuration=1s',
         '--log_output_level=default:info',
+        ...tlsArgs,
       ],
       {
         cwd: istiodDir,
@@ -420,6 +504,30 @@ export async function startIstio(kube: Kube, options: IstioOptions): Promise<Ist
     procs.push(istiod);
     await waitFor('istiod to be ready', [istiod], 120_000, async () => (await httpGet(`http://127.0.0.1:${httpPort}/ready`)).status === 200);
     const istiodReadyMs = Date.now() - started;
+    let validation: Istio['validation'];
+    if (options.validationWebhook) {
+      validation = { url: `https://127.0.0.1:${httpsPort}/validate`, caPem: await fsp.readFile(path.join(istiodDir, 'tls', 'ca.pem'), 'utf8') };
+      await registerValidationWebhook(kube, validation, [istiod]);
+    }
+    if (options.gateway === false) {
+      watchdog = startWatchdog(dir, procs.map((p) => p.child.pid!).filter(Boolean));
+      return {
+        version: files.version,
+        gatewayUrl: '',
+        adminUrl: '',
+        statusUrl: '',
+        upstream,
+        dir,
+        xds: options.secureXds ? 'mtls' : 'plaintext',
+        agentLog: () => '',
+        istiodLog: () => tail(istiod.log, 100_000),
+        istiodUrl: `http://127.0.0.1:${monitoringPort}`,
+        timings: { istiodReadyMs, gatewayReadyMs: 0, crdsMs },
+        validation,
+        stop,
+      };
+    }
+    if (!options.envoy) throw new Error('startIstio: `envoy` is required to start the gateway');
 
     // The Gateway, and a route to the upstream through a ServiceEntry.
     await putObject(kube, {
@@ -456,7 +564,12 @@ export async function startIstio(kube: Kube, options: IstioOptions): Promise<Ist
 
     // The gateway: pilot-agent in router mode, running the PyPI Envoy.
     const gwDir = path.join(dir, 'gateway');
-    await workloadCerts(path.join(gwDir, 'var/run/secrets/workload-spiffe-credentials'), 'spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway');
+    const credentials = path.join(gwDir, 'var/run/secrets/workload-spiffe-credentials');
+    await workloadCerts(
+      credentials,
+      'spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway',
+      options.secureXds ? { cert: path.join(tls, 'ca.pem'), key: path.join(tls, 'ca.key') } : undefined,
+    );
     await fsp.mkdir(path.join(gwDir, 'var/lib/istio/envoy'), { recursive: true });
     await fsp.mkdir(path.join(gwDir, 'etc/istio/proxy'), { recursive: true });
     // Istio's template, with Envoy's health and Prometheus listeners on loopback.
@@ -472,8 +585,19 @@ export async function startIstio(kube: Kube, options: IstioOptions): Promise<Ist
       dockerConfig.DOCKER_CONFIG = dockerDir;
     }
     const proxyConfig = {
-      discoveryAddress: `127.0.0.1:${grpcPort}`,
-      controlPlaneAuthPolicy: 'NONE',
+      discoveryAddress: xds.address,
+      controlPlaneAuthPolicy: xds.policy,
+      // With file-mounted certificates the agent takes what it presents to
+      // istiod, and the root it checks istiod's certificate against, from here.
+      ...(options.secureXds
+        ? {
+            proxyMetadata: {
+              ISTIO_META_TLS_CLIENT_CERT_CHAIN: path.join(credentials, 'cert-chain.pem'),
+              ISTIO_META_TLS_CLIENT_KEY: path.join(credentials, 'key.pem'),
+              ISTIO_META_TLS_CLIENT_ROOT_CERT: path.join(credentials, 'root-cert.pem'),
+            },
+          }
+        : {}),
       binaryPath: options.envoy,
       configPath: path.join(gwDir, 'etc/istio/proxy'),
       proxyAdminPort: adminPort,
@@ -481,6 +605,7 @@ export async function startIstio(kube: Kube, options: IstioOptions): Promise<Ist
       concurrency: 1,
       drainDuration: '1s',
       terminationDrainDuration: '1s',
+      ...(options.statsInclusionRegexps?.length ? { proxyStatsMatcher: { inclusionRegexps: options.statsInclusionRegexps } } : {}),
     };
     const agent = startProcess(
       'istio-agent',
@@ -530,15 +655,79 @@ export async function startIstio(kube: Kube, options: IstioOptions): Promise<Ist
       statusUrl: `http://127.0.0.1:${statusPort}`,
       upstream,
       dir,
+      xds: options.secureXds ? 'mtls' : 'plaintext',
       agentLog: () => tail(agent.log, 100_000),
       istiodLog: () => tail(istiod.log, 100_000),
+      istiodUrl: `http://127.0.0.1:${monitoringPort}`,
       timings: { istiodReadyMs, gatewayReadyMs, crdsMs },
+      validation,
       stop,
     };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+const VALIDATION_WEBHOOK = 'istio-validator-asm-wasm-test';
+
+/** A CA and a serving certificate for 127.0.0.1 (and istiod's in-cluster name), as istiod reads them with --tlsCertFile. */
+async function serverCerts(dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await openssl(dir, 'req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=istiod-test-ca',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
+  await fsp.writeFile(path.join(dir, 'leaf.ext'), 'subjectAltName=IP:127.0.0.1,DNS:istiod.istio-system.svc\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
+  await openssl(dir, 'req', ...ec, '-keyout', 'key.pem', '-out', 'leaf.csr', '-subj', '/CN=istiod');
+  await openssl(dir, 'x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', `0x${randomBytes(12).toString('hex')}`,
+    '-out', 'cert.pem', '-days', '2', '-extfile', 'leaf.ext');
+}
+
+/**
+ * Points the API server at istiod's /validate for Istio's API groups, as the
+ * `istio-validator-istio-system` configuration of an install does, and waits
+ * until a write goes through it (an AdmissionReview istiod refuses).
+ */
+async function registerValidationWebhook(kube: Kube, validation: NonNullable<Istio['validation']>, procs: Proc[]): Promise<void> {
+  await must(
+    'register the validation webhook',
+    kube.request('admin', 'POST', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations', {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingWebhookConfiguration',
+      metadata: { name: VALIDATION_WEBHOOK },
+      webhooks: [
+        {
+          name: 'rev.validation.istio.io',
+          clientConfig: { url: validation.url, caBundle: Buffer.from(validation.caPem).toString('base64') },
+          rules: [
+            {
+              operations: ['CREATE', 'UPDATE'],
+              apiGroups: ['security.istio.io', 'networking.istio.io', 'telemetry.istio.io', 'extensions.istio.io'],
+              apiVersions: ['*'],
+              resources: ['*'],
+            },
+          ],
+          failurePolicy: 'Fail',
+          sideEffects: 'None',
+          admissionReviewVersions: ['v1'],
+          timeoutSeconds: 10,
+        },
+      ],
+    }),
+  );
+  // Registration takes a moment to reach the API server's admission chain:
+  // wait until istiod refuses something only istiod refuses (a targetRefs kind
+  // outside Istio's list passes the CRD's schema).
+  const probe = {
+    apiVersion: 'extensions.istio.io/v1alpha1',
+    kind: 'WasmPlugin',
+    metadata: { name: 'webhook-probe', namespace: 'istio-system' },
+    spec: { url: 'oci://example.test/probe:v1', targetRefs: [{ kind: 'Pod', name: 'x' }] },
+  };
+  await waitFor('the API server to call istiod\'s validation webhook', procs, 30_000, async () => {
+    const r = await kube.request('admin', 'POST', '/apis/extensions.istio.io/v1alpha1/namespaces/istio-system/wasmplugins?dryRun=All', probe);
+    return r.status === 400 && /admission webhook/.test(String(r.body?.message));
+  });
 }
 
 /** Polls `check` every 100 ms until it is true; returns the milliseconds it took, or throws. */

@@ -311,6 +311,8 @@ describe('act: a manual deploy verified against a real Istio gateway', () => {
     expect(stepsOf(run.log, 'Deploy the WasmPlugin').map((s) => s[2])).toEqual(['success']);
     const digest = await manifestDigestTls('my-team/header-authorization', 'v1.0.0');
     expect(digest).toMatch(/^sha256:/);
+    // The publish job attested the digest it pushed, under the image's full name.
+    expect(run.result.attested).toBe(`${secure.host}/my-team/header-authorization@${digest}`);
     const wasmplugin = await live(mesh);
     expect(wasmplugin?.spec.url).toBe(`oci://${secure.host}/my-team/header-authorization@${digest}`);
     goodSpec = wasmplugin.spec;

@@ -3,6 +3,7 @@
 // These tests read the YAML the way GitHub does and check the wiring.
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
@@ -76,8 +77,17 @@ describe.each(WORKFLOWS)('%s', (file) => {
   const declaredSecrets = Object.keys(on.workflow_call?.secrets ?? {});
   const jobs = Object.entries<Obj>(wf.jobs);
 
-  it('sets least permissions: contents: read at the top', () => {
-    expect(wf.permissions).toEqual({ contents: 'read' });
+  it('sets least permissions: contents: read at the top (the reusable workflow: on every job but publish)', () => {
+    if (file !== '.github/workflows/wasm-plugin.yml') {
+      expect(wf.permissions).toEqual({ contents: 'read' });
+      return;
+    }
+    // Publish takes the calling job's grant (see the workflow); every other job names its own.
+    expect(wf.permissions).toBeUndefined();
+    for (const [name, job] of jobs) {
+      if (name === 'publish') expect(job.permissions, name).toBeUndefined();
+      else expect(job.permissions, name).toEqual({ contents: 'read' });
+    }
   });
 
   it('pins every third-party action to a full commit SHA with its version in a comment', () => {
@@ -175,11 +185,82 @@ describe('a pull request from a fork reaches no secret and no push', () => {
     for (const step of build.steps) if (step.uses?.startsWith('actions/checkout@')) expect(step.with?.['persist-credentials']).toBe(false);
   });
 
+  it('the signing key reaches the publish job\'s push step alone; the deploy job gets the public key', () => {
+    for (const [jobName, job] of Object.entries<Obj>(reusable.jobs)) {
+      for (const step of job.steps ?? []) {
+        const names = references(step, 'secrets').filter((n) => /^SIGN_KEY/.test(n));
+        if (jobName === 'publish' && step.id === 'push') expect(names.sort()).toEqual(['SIGN_KEY', 'SIGN_KEY_PASSWORD']);
+        else expect(names, `${jobName} ${step.name ?? step.id ?? step.uses}`).toEqual([]);
+      }
+    }
+    const deployStep = reusable.jobs.deploy.steps.find((s: Obj) => s.id === 'deploy');
+    expect(deployStep.with['verify-key']).toBe('${{ inputs.verify-key }}');
+    expect(deployStep.with['sign-key']).toBeUndefined();
+  });
+
   it('deploys run in an environment, one at a time per environment', () => {
     const deploy = reusable.jobs.deploy;
     expect(deploy.environment).toBe('${{ inputs.environment }}');
     expect(deploy.concurrency.group).toContain('inputs.environment');
     expect(deploy.concurrency['cancel-in-progress']).toBe(false);
+  });
+});
+
+describe('the publish job attests build provenance of the pushed digest', () => {
+  const publish = reusable.jobs.publish;
+  const steps: Obj[] = publish.steps;
+  const at = (pred: (s: Obj) => boolean) => steps.findIndex(pred);
+  const push = at((s) => s.id === 'push');
+  const attest = at((s) => String(s.uses ?? '').startsWith('actions/attest-build-provenance@'));
+  const guard = steps.find((s) => s.name === 'The job may attest provenance')!;
+
+  it('after the push, with the pushed digest, pushed to the registry', () => {
+    expect(attest).toBeGreaterThan(push);
+    expect(steps[attest].if).toBe('inputs.provenance');
+    expect(steps[attest].with).toEqual({
+      'subject-name': '${{ steps.attest-login.outputs.subject-name }}',
+      'subject-digest': '${{ steps.push.outputs.digest }}',
+      'push-to-registry': true,
+    });
+    // The registry credentials it reads live in a home of its own, removed whatever happens.
+    expect(steps[attest].env).toEqual({ HOME: '${{ steps.attest-login.outputs.home }}' });
+    const cleanup = steps.slice(attest + 1).find((s) => String(s.run ?? '').includes('attest-home'));
+    expect(cleanup?.if).toBe('always()');
+  });
+
+  it('fails before anything is pushed when the job cannot get an OIDC token', () => {
+    expect(steps.indexOf(guard)).toBeLessThan(push);
+    const run = (env: Record<string, string>) => spawnSync('bash', ['-eo', 'pipefail', '-c', guard.run], { env: { PATH: process.env.PATH!, ...env }, encoding: 'utf8' });
+    const refused = run({});
+    expect(refused.status).not.toBe(0);
+    expect(refused.stdout).toMatch(/grant 'id-token: write' and 'attestations: write'/);
+    expect(run({ ACTIONS_ID_TOKEN_REQUEST_URL: 'https://token.example/' }).status).toBe(0);
+  });
+
+  it('writes the attestation\'s registry login where only that step looks, and takes the subject from the pushed image', () => {
+    const login = steps.find((s) => s.id === 'attest-login')!;
+    const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'asm-wasm-attest-login-'));
+    const out = path.join(temp, 'out');
+    const env = { PATH: process.env.PATH!, HOME: '/home/runner', RUNNER_TEMP: temp, GITHUB_OUTPUT: out, IMAGE_REF: 'registry.example.com:5000/team/p@sha256:' + 'a'.repeat(64) };
+    const r = spawnSync('bash', ['-eo', 'pipefail', '-c', login.run], { env: { ...env, REGISTRY_USERNAME: 'u', REGISTRY_PASSWORD: 'p:w' }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(fs.readFileSync(out, 'utf8')).toBe(`subject-name=registry.example.com:5000/team/p\nhome=${temp}/attest-home\n`);
+    const config = path.join(temp, 'attest-home', '.docker', 'config.json');
+    expect(JSON.parse(fs.readFileSync(config, 'utf8'))).toEqual({ auths: { 'registry.example.com:5000': { auth: Buffer.from('u:p:w').toString('base64') } } });
+    expect(fs.statSync(config).mode & 0o077).toBe(0);
+    // No credentials given: the runner's own login (its HOME) is used.
+    fs.rmSync(out);
+    expect(spawnSync('bash', ['-eo', 'pipefail', '-c', login.run], { env, encoding: 'utf8' }).status).toBe(0);
+    expect(fs.readFileSync(out, 'utf8')).toBe('subject-name=registry.example.com:5000/team/p\nhome=/home/runner\n');
+  });
+
+  it('the examples that publish grant exactly what it needs (no packages: write: their registry is not GHCR)', () => {
+    for (const file of ['examples/workflows/deploy.yml', 'examples/workflows/multi-cluster.yml']) {
+      const wf = load(file);
+      const callers = Object.values<Obj>(wf.jobs).filter((j) => j.uses === REUSABLE_REF && j.with?.publish === true);
+      expect(callers.length, file).toBeGreaterThan(0);
+      for (const job of callers) expect(job.permissions, file).toEqual({ contents: 'read', 'id-token': 'write', attestations: 'write' });
+    }
   });
 });
 

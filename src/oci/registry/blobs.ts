@@ -48,11 +48,12 @@ export async function uploadBlob(conn: RegistryConnection, blob: { digest: strin
   });
 }
 
-export async function getBlob(conn: RegistryConnection, digest: string): Promise<Buffer> {
+/** A blob's bytes; with `toFile`, written to that file (a layer read back without holding it whole) and an empty buffer returned. */
+export async function getBlob(conn: RegistryConnection, digest: string, toFile?: string): Promise<Buffer> {
   const action = `reading back blob ${digest}`;
   let url = conn.url(conn.repoPath('blobs', digest));
   for (let hop = 0; hop < 6; hop++) {
-    const res = await conn.send(action, { method: 'GET', url });
+    const res = await conn.send(action, { method: 'GET', url, toFile });
     if ([301, 302, 303, 307, 308].includes(res.status)) {
       const loc = headerOf(res, 'location');
       if (!loc) break;

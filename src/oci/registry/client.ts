@@ -1,5 +1,8 @@
 // The registry client: the connection (connection.ts) with the operations
 // the push stage needs, each in the file of its job.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { makeTempDir } from '../../github.js';
 import type { ImageSource } from '../gate.js';
 import { blobExists, getBlob, uploadBlob } from './blobs.js';
 import { RegistryConnection } from './connection.js';
@@ -39,6 +42,19 @@ export class RegistryClient extends RegistryConnection {
       name: this.ref,
       getManifest: (d) => this.getManifest(d),
       getBlob: (d) => this.getBlob(d),
+      // Layers are read back through a temporary file, so a large module is never held whole.
+      blobFile: async (d) => {
+        const dir = makeTempDir('blob');
+        const done = () => fs.rmSync(dir, { recursive: true, force: true });
+        try {
+          const file = path.join(dir, 'blob');
+          await getBlob(this, d, file);
+          return { path: file, done };
+        } catch (err) {
+          done();
+          throw err;
+        }
+      },
     };
   }
 }

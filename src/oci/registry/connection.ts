@@ -57,6 +57,8 @@ export interface RequestSpec {
   body?: Buffer;
   /** Leave out the Authorization header (cross-origin redirects, pings). */
   noAuth?: boolean;
+  /** Write a 2xx answer's body to this file instead of memory. */
+  toFile?: string;
 }
 
 export type { HttpResponse };
@@ -162,7 +164,7 @@ export class RegistryConnection {
   /** One HTTP exchange, body read in full. Network failures reject with a NetworkError. */
   private async exchange(spec: RequestSpec): Promise<HttpResponse> {
     const agent = await this.agentFor(spec.url.protocol === 'http:' ? 'http' : 'https');
-    return request({ method: spec.method, url: spec.url, headers: spec.headers, body: spec.body, agent, timeoutMs: this.timeoutMs });
+    return request({ method: spec.method, url: spec.url, headers: spec.headers, body: spec.body, agent, timeoutMs: this.timeoutMs, toFile: spec.toFile });
   }
 
   base(): string {

@@ -8,8 +8,10 @@
 //   blobs.ts       HEAD, upload (single PUT or PATCH chunks), read back
 //   manifests.ts   PUT the exact bytes, GET by digest, HEAD a tag
 //   tags.ts        valid tags, version tags that are not moved, setting tags
+//   referrers.ts   artifacts attached to an image (subject), the referrers tag schema
 //   client.ts      RegistryClient: the connection plus those operations
 export { RegistryClient } from './client.js';
 export { resolveCredentials, parseWwwAuthenticate } from './auth.js';
 export { isLoopbackHost, parseRegistry, registryErrorText, validateRepository } from './names.js';
 export { checkTagMoves, isVersionTag, setTags, validateTag } from './tags.js';
+export { artifactManifest, attachReferrer, listReferrers, referrersTag, type ArtifactManifest, type AttachResult, type Descriptor } from './referrers.js';

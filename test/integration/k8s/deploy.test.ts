@@ -9,6 +9,7 @@ import { formatDeploySummary } from '../../../src/k8s/summary.js';
 import { loadCases } from '../../../src/test/cases.js';
 import { fixtureSource, makePlugin, ROOT } from '../../helpers/cli.js';
 import { compilePlugin, startGateway, type Gateway } from '../../helpers/gateway.js';
+import { wasmOf } from '../../../src/plugin/index.js';
 import { pluginOf, type FlatPlugin } from '../../helpers/plugin.js';
 import { kubeStartTimeout, namespaceObject, startKube, type Kube } from '../../infra/kube.js';
 
@@ -140,7 +141,7 @@ describe('dry-run, apply, delete', () => {
       setSecret: (s) => masked.push(s),
     });
     expect(result.pullSecret).toEqual({ name: 'registry-pull', result: 'created' });
-    expect(result.object?.spec.imagePullSecret).toBe('registry-pull');
+    expect(wasmOf(result.object!).imagePullSecret).toBe('registry-pull');
     expect(masked).toContain('robot-password-123');
     const secret = await kube.request('admin', 'GET', '/api/v1/namespaces/team-a/secrets/registry-pull');
     expect(secret.body.type).toBe('kubernetes.io/dockerconfigjson');

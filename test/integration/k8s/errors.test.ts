@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/errors.js';
 import { deploy, type DeployOptions, type DeployResult } from '../../../src/k8s/deploy.js';
 import { kubeStartTimeout, namespaceObject, startKube, type Kube } from '../../infra/kube.js';
+import { wasmOf } from '../../../src/plugin/index.js';
 import { pluginOf, type FlatPlugin } from '../../helpers/plugin.js';
 
 const URL_A = `oci://registry.example.com/ns/hello@sha256:${'a'.repeat(64)}`;
@@ -147,7 +148,7 @@ describe('what the API server refuses', () => {
     expect(err.details).toBe('.spec.url is owned by field manager "kubectl"');
     const forced = await run({ plugin: plugin({ name: 'contested' }), force: true });
     expect(forced.result).toBe('configured');
-    expect(forced.object?.spec.url).toBe(URL_A);
+    expect(wasmOf(forced.object!).url).toBe(URL_A);
   });
 
   it('422: a spec the API server rejects, with its message', async () => {

@@ -2,7 +2,11 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  explainDelta,
   failureDeltas,
+  newEcdsRejections,
+  parseEcdsCounters,
+  parseEcdsSync,
   fallbackProblem,
   filterDifferences,
   filterFromEcds,
@@ -11,7 +15,7 @@ import {
   readGatewayFilter,
   type GatewayFilter,
 } from '../../../src/k8s/istio.js';
-import { verify, type VerifyCase } from '../../../src/k8s/verify.js';
+import { istioBaseline, verify, type VerifyCase } from '../../../src/k8s/verify.js';
 import type { WasmPlugin } from '../../../src/k8s/wasmplugin.js';
 
 const SHA = 'ab'.repeat(32);
@@ -116,6 +120,53 @@ describe('Istio signals', () => {
   });
 });
 
+const ECDS_STATS = (fail: number, reload: number) =>
+  [
+    `extension_config_discovery.http_filter.${RESOURCE}.version_text: "2026-12-02T00:09:45Z/5"`,
+    `extension_config_discovery.http_filter.${RESOURCE}.config_conflict: 0`,
+    `extension_config_discovery.http_filter.${RESOURCE}.config_fail: ${fail}`,
+    `extension_config_discovery.http_filter.${RESOURCE}.config_reload: ${reload}`,
+    `extension_config_discovery.http_filter.${RESOURCE}.update_rejected: ${fail}`,
+    `extension_config_discovery.http_filter.${RESOURCE}.update_duration: No recorded values`,
+    'extension_config_discovery.http_filter.extensions.istio.io/trafficextension/istio-system.other~istio-translated-wasmplugin.config_fail: 7',
+  ].join('\n');
+
+const NACK = 'Unable to create Wasm plugin istio-system.header-authorization~istio-translated-wasmplugin';
+const syncz = (lastError?: string) => [
+  {
+    proxy: 'gw-1.istio-system',
+    extensionconfig_sent: 'n2',
+    extensionconfig_acked: lastError ? 'n1' : 'n2',
+    resources: { 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig': { sent: 'n2', acked: lastError ? 'n1' : 'n2', ...(lastError ? { lastError } : {}) } },
+  },
+];
+
+describe('Envoy\'s verdict on an ECDS update', () => {
+  it('reads the ECDS counters of this WasmPlugin only', () => {
+    expect(parseEcdsCounters(ECDS_STATS(1, 2), 'istio-system', 'header-authorization')).toEqual({
+      prefix: `extension_config_discovery.http_filter.${RESOURCE}`,
+      rejected: 1,
+      reloaded: 2,
+    });
+    expect(parseEcdsCounters('wasm.wasm_vm_count: 3\n', 'istio-system', 'header-authorization')).toBeUndefined();
+  });
+
+  it('reads istiod\'s NACK records and keeps only new ones that name the plugin', () => {
+    const before = parseEcdsSync(syncz());
+    const after = parseEcdsSync(syncz(NACK));
+    expect(after).toEqual([{ proxy: 'gw-1.istio-system', sent: 'n2', acked: 'n1', lastError: NACK }]);
+    expect(newEcdsRejections(before, after, 'istio-system.header-authorization')).toEqual([`gw-1.istio-system: ${NACK}`]);
+    expect(newEcdsRejections(after, after, 'istio-system.header-authorization')).toEqual([]);
+    expect(newEcdsRejections(before, after, 'istio-system.other')).toEqual([]);
+    expect(newEcdsRejections(before, after, 'istio-system.other', true)).toHaveLength(1);
+  });
+
+  it('says what each of the agent\'s failure results means', () => {
+    expect(explainDelta('istio_agent_wasm_remote_fetch_count{result="download_failure"} +1')).toMatch(/\+1 \(the manifest was fetched but no Wasm module could be taken out of the image/);
+    expect(explainDelta('istio_agent_wasm_config_conversion_count{result="fetch_failure"} +1')).toBe('istio_agent_wasm_config_conversion_count{result="fetch_failure"} +1');
+  });
+});
+
 describe('verify with Istio\'s signals', () => {
   let server: http.Server | undefined;
   afterEach(async () => {
@@ -124,10 +175,12 @@ describe('verify with Istio\'s signals', () => {
   });
 
   /** One server for the gateway, its admin and its status port; `state()` says what the gateway runs now. */
-  async function gateway(state: () => { entry: object; metrics: string; status: number }): Promise<string> {
+  async function gateway(state: () => { entry: object; metrics: string; status: number; stats?: string; syncz?: object }): Promise<string> {
     server = http.createServer((req, res) => {
       const s = state();
-      if (req.url?.startsWith('/config_dump')) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ configs: [{ '@type': 'type.googleapis.com/envoy.admin.v3.EcdsConfigDump.EcdsFilterConfig', ...s.entry }] }));
+      if (req.url?.startsWith('/stats?filter=extension_config_discovery')) res.writeHead(200).end(s.stats ?? '');
+      else if (req.url === '/debug/syncz') res.writeHead(s.syncz ? 200 : 404).end(JSON.stringify(s.syncz ?? {}));
+      else if (req.url?.startsWith('/config_dump')) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ configs: [{ '@type': 'type.googleapis.com/envoy.admin.v3.EcdsConfigDump.EcdsFilterConfig', ...s.entry }] }));
       else if (req.url === '/stats/prometheus') res.writeHead(200).end(s.metrics);
       else res.writeHead(s.status).end(s.status === 200 ? 'ok' : 'RBAC: access denied');
     });
@@ -161,6 +214,62 @@ describe('verify with Istio\'s signals', () => {
     expect(report.passed).toBe(false);
     expect(report.elapsedMs).toBeLessThan(5000);
     expect(report.cases[0].problems[0]).toMatch(/wasm-default-allow.*bypassed.*manifest_failure"\} \+1/);
+  });
+
+  it('fails at once when Envoy rejected the update its config dump shows, in Envoy\'s words from istiod', async () => {
+    let rejected = false;
+    // The dump shows the new configuration once Envoy handled it, taken or not.
+    const url = await gateway(() => ({
+      entry: rejected ? wasmEntry() : wasmEntry({ header: 'allow', value: 'old' }),
+      metrics: '',
+      status: 200,
+      stats: ECDS_STATS(rejected ? 1 : 0, 1),
+      syncz: syncz(rejected ? NACK : undefined),
+    }));
+    const baseline = await istioBaseline({ adminUrl: url, istiodUrl: url }, plugin);
+    expect(baseline).toMatchObject({ ecds: { rejected: 0, reloaded: 1 }, sync: [{ proxy: 'gw-1.istio-system' }] });
+    rejected = true;
+    const report = await verify({ url, cases, timeoutMs: 30_000, istio: { adminUrl: url, istiodUrl: url }, plugin, baseline });
+    expect(report.passed).toBe(false);
+    expect(report.elapsedMs).toBeLessThan(5000);
+    expect(report.cases[0].problems[0]).toBe(
+      `the gateway rejected the Wasm filter: ${NACK} (Envoy's counters: extension_config_discovery.http_filter.${RESOURCE}.config_fail +1; istiod: NACK from gw-1.istio-system); ` +
+        'Envoy keeps running the previous filter, although its config dump shows the new one',
+    );
+  });
+
+  it('tells a rejection from the counters alone, and from istiod alone', async () => {
+    const url = await gateway(() => ({ entry: wasmEntry(), metrics: '', status: 200, stats: ECDS_STATS(1, 1), syncz: syncz(NACK) }));
+    const counters = await verify({ url, cases, timeoutMs: 30_000, istio: { adminUrl: url }, plugin, baseline: { ecds: { prefix: 'x', rejected: 0, reloaded: 1 } } });
+    expect(counters.cases[0].problems[0]).toMatch(/^the gateway rejected the Wasm filter: Envoy refused the ECDS update \(Envoy's counters: .*config_fail \+1\)/);
+    server!.close();
+    const url2 = await gateway(() => ({ entry: wasmEntry(), metrics: '', status: 200, syncz: syncz(NACK) }));
+    const nack = await verify({ url: url2, cases, timeoutMs: 30_000, istio: { adminUrl: url2, istiodUrl: url2 }, plugin, baseline: { sync: parseEcdsSync(syncz()) } });
+    expect(nack.cases[0].problems[0]).toMatch(new RegExp(`^the gateway rejected the Wasm filter: ${NACK.replace(/[.~]/g, '\\$&')} \\(istiod: NACK from gw-1\\.istio-system\\)`));
+  });
+
+  it('takes an update the counters do not reject as live, and says when nothing could tell a rejection', async () => {
+    const url = await gateway(() => ({ entry: wasmEntry(), metrics: '', status: 200, stats: ECDS_STATS(0, 2) }));
+    const withCounters = await verify({ url, cases, timeoutMs: 30_000, istio: { adminUrl: url }, plugin, baseline: { ecds: { prefix: 'x', rejected: 0, reloaded: 1 } } });
+    expect(withCounters).toMatchObject({ passed: true, istio: { passed: true, notes: [] } });
+    server!.close();
+    const url2 = await gateway(() => ({ entry: wasmEntry(), metrics: '', status: 200 }));
+    const blind = await verify({ url: url2, cases, timeoutMs: 30_000, istio: { adminUrl: url2 }, plugin, baseline: {} });
+    expect(blind.passed).toBe(true);
+    expect(blind.istio!.notes.join('\n')).toMatch(/keeps no extension_config_discovery counters and no istiod URL was given/);
+  });
+
+  it('when only fields Envoy never sees changed, waits until the gateway handled the apply', async () => {
+    const started = Date.now();
+    const url = await gateway(() => ({
+      entry: wasmEntry(),
+      metrics: `istio_agent_wasm_config_conversion_count{result="success"} ${Date.now() - started < 600 ? 1 : 2}\n`,
+      status: 200,
+    }));
+    const baseline = { filter: filterFromEcds(wasmEntry()), metrics: { fetch: {}, conversion: { success: 1 } } };
+    const report = await verify({ url, cases, timeoutMs: 10_000, intervalMs: 50, istio: { adminUrl: url, statusUrl: url }, plugin, baseline });
+    expect(report.istio).toMatchObject({ passed: true });
+    expect(report.istio!.liveAfterMs).toBeGreaterThanOrEqual(500);
   });
 
   it('says what the gateway still runs when the time is up', async () => {

@@ -13,7 +13,7 @@ const URL_V2 = `oci://registry.example.com/mesh/edge@sha256:${'b'.repeat(64)}`;
 
 function live(url: string, value: string, resourceVersion: string, generation: number): WasmPlugin {
   const { object } = pluginOf({ name: 'edge', url, pluginName: 'edge', failStrategy: 'FAIL_OPEN', pluginConfig: { header: 'x-token', value } });
-  return { ...object, metadata: { ...object.metadata, uid: 'u-1', resourceVersion, generation } };
+  return { ...(object as WasmPlugin), metadata: { ...object.metadata, uid: 'u-1', resourceVersion, generation } };
 }
 
 function result(over: Partial<DeployResult> = {}): DeployResult {
@@ -21,6 +21,7 @@ function result(over: Partial<DeployResult> = {}): DeployResult {
   const object = live(URL_V2, NEW_SECRET, '11', 2);
   return {
     mode: 'apply',
+    kind: 'WasmPlugin',
     wasmplugin: 'istio-system/edge',
     namespace: 'istio-system',
     name: 'edge',

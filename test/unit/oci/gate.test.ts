@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MEDIA_TYPES, buildImage, gzipDeterministic, sha256Digest, sha256Hex, tarSingleFile, type Blob, type BuiltImage } from '../../../src/oci/image.js';
@@ -39,7 +40,7 @@ describe('gate accepts what Istio loads', () => {
     const { source, digest } = sourceOf(buildImage({ wasm, format }));
     const r = await gate(source, digest, wasmSha);
     expect(r.variant).toBe(format);
-    expect(r.wasm.equals(wasm)).toBe(true);
+    expect(r.wasm?.equals(wasm)).toBe(true);
     expect(r.manifestDigest).toBe(digest);
   });
 
@@ -177,5 +178,99 @@ describe('readTar', () => {
     const entries = readTar(Buffer.concat([paxEntry, file]));
     expect(entries).toHaveLength(1);
     expect(entries[0].name).toBe('a/very/long/name/plugin.wasm');
+  });
+});
+
+describe('gate reads a layer back as a stream when the source gives a file', () => {
+  /** One tar entry (header, data, padding) of the given type flag. */
+  function entry(name: string, data: Buffer, type = '0'): Buffer {
+    const one = Buffer.from(tarSingleFile(name, data).subarray(0, -1024));
+    one.write(type, 156);
+    one.fill(0x20, 148, 156);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += one[i];
+    one.write(sum.toString(8).padStart(6, '0'), 148);
+    one[154] = 0;
+    return one;
+  }
+  const end = Buffer.alloc(1024);
+  const paxRecord = (k: string, v: string) => {
+    const body = ` ${k}=${v}\n`;
+    let len = body.length + 2;
+    if (String(len).length + body.length !== len) len = String(len + 1).length + body.length;
+    return Buffer.from(`${len}${body}`);
+  };
+  // Larger than the stream's chunks, so the module spans many of them.
+  const big = Buffer.concat([wasm, randomBytes(200_000)]);
+  const tars: Array<[string, Buffer, Buffer, boolean]> = [
+    ['plugin.wasm after another file', Buffer.concat([entry('README', Buffer.from('hello')), entry('plugin.wasm', big), end]), big, true],
+    ['a PAX path', Buffer.concat([entry('PaxHeader', paxRecord('path', 'a/b/plugin.wasm'), 'x'), entry('short', big), end]), big, true],
+    ['a GNU long name', Buffer.concat([entry('././@LongLink', Buffer.from(`${'d/'.repeat(80)}plugin.wasm\0`), 'L'), entry('x', wasm), end]), wasm, true],
+    ['the first of two plugin.wasm', Buffer.concat([entry('plugin.wasm', wasm), entry('dir/plugin.wasm', big), end]), wasm, true],
+    ['no plugin.wasm', Buffer.concat([entry('filter.wasm', wasm), end]), wasm, false],
+    ['a plugin.wasm that is not a module', Buffer.concat([entry('plugin.wasm', Buffer.from('not a module at all')), end]), Buffer.from('not a module at all'), false],
+    ['an archive cut short', Buffer.concat([entry('plugin.wasm', big)]).subarray(0, 100_000), big, false],
+    ['a corrupt header', Buffer.concat([entry('plugin.wasm', wasm).fill(1, 0, 10), end]), wasm, false],
+  ];
+
+  /** The image in memory, and the same image as files (an OCI layout's blobs). */
+  function bothSources(layer: Buffer): { memory: ReturnType<typeof memorySource>; files: ReturnType<typeof layoutSource>; digest: string; dir: string } {
+    const img = custom(MEDIA_TYPES.ociManifest, ociConfig, [blob(MEDIA_TYPES.ociLayerGzip, layer)]);
+    const { source, digest } = sourceOf(img);
+    const dir = mkdtempSync(join(tmpdir(), 'gate-stream-'));
+    mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+    for (const data of [img.manifest, img.config.data, ...img.layers.map((l) => l.data)]) writeFileSync(join(dir, 'blobs', 'sha256', sha256Hex(data)), data);
+    return { memory: source, files: layoutSource(dir), digest, dir };
+  }
+
+  const outcome = (p: Promise<{ variant: string; wasmSha256: string }>) =>
+    p.then(
+      (r) => ({ ok: `${r.variant} ${r.wasmSha256}` }),
+      (err: Error) => ({ error: err.message.replace(/mem\/test|layout [^@\s]+/, 'SOURCE') }),
+    );
+
+  it.each(tars)('%s: the same outcome as reading it whole', async (_name, tar, module, accepted) => {
+    const { memory, files, digest, dir } = bothSources(gzipDeterministic(tar));
+    try {
+      const streamed = await outcome(gate(files, digest, sha256Hex(module)));
+      expect(streamed).toEqual(await outcome(gate(memory, digest, sha256Hex(module))));
+      if (accepted) expect(streamed).toEqual({ ok: `compat ${sha256Hex(module)}` });
+      else expect(streamed).toHaveProperty('error');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a layer that is not gzip, and a layer file changed on disk', async () => {
+    const { files, digest, dir } = bothSources(Buffer.from('not gzip at all'));
+    try {
+      await expect(gate(files, digest, wasmSha)).rejects.toThrow(/failed to parse layer as tar.gz/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const good = bothSources(gzipDeterministic(Buffer.concat([entry('plugin.wasm', wasm), end])));
+    try {
+      await expect(gate(good.files, good.digest, wasmSha)).resolves.toMatchObject({ variant: 'compat', wasmSha256: wasmSha });
+      const layerDigest = (JSON.parse((await good.files.getManifest(good.digest)).toString()) as { layers: Array<{ digest: string }> }).layers[0].digest;
+      writeFileSync(join(good.dir, 'blobs', 'sha256', layerDigest.slice(7)), gzipDeterministic(Buffer.concat([entry('plugin.wasm', big), end])));
+      await expect(gate(good.files, good.digest, wasmSha)).rejects.toThrow(/different content/);
+    } finally {
+      rmSync(good.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the wasm-artifact and docker images built here', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gate-stream-'));
+    try {
+      for (const format of ['docker', 'wasm-artifact'] as const) {
+        const img = buildImage({ wasm: big, format });
+        await writeLayout(join(dir, format), img, ['v1']);
+        const r = await gate(layoutSource(join(dir, format)), img.manifestDigest, sha256Hex(big));
+        expect(r).toMatchObject({ variant: format, wasmSha256: sha256Hex(big) });
+        expect(r.wasm).toBeUndefined();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,8 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import {
   MEDIA_TYPES,
   buildImage,
+  buildImageFromFile,
   gzipDeterministic,
   normaliseCreated,
   sha256Digest,
@@ -122,5 +127,39 @@ describe('tar and gzip', () => {
     expect(gz[9]).toBe(0xff);
     expect(gunzipSync(gz).toString()).toBe('some data'.repeat(100));
     expect(gzipDeterministic(Buffer.from('x')).equals(gzipDeterministic(Buffer.from('x')))).toBe(true);
+  });
+});
+
+describe('buildImageFromFile', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'image-file-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  // A module larger than one read (64 KiB) and one gzip output chunk (16 KiB), half of it incompressible.
+  const large = Buffer.concat([wasm, Buffer.alloc(200_000, 7), randomBytes(300_000)]);
+
+  it.each([
+    ['small', wasm],
+    ['large', large],
+  ])('gives the same image as buildImage from the bytes (%s module)', async (_name, bytes) => {
+    const file = join(dir, 'plugin.wasm');
+    writeFileSync(file, bytes);
+    for (const format of ['compat', 'docker', 'wasm-artifact'] as ImageFormat[]) {
+      const opts = { format, source: 'https://example.com/r', revision: 'abc', created: '2024-05-01T12:00:00Z' };
+      const fromBytes = buildImage({ wasm: bytes, ...opts });
+      const fromFile = await buildImageFromFile(file, opts);
+      expect(fromFile.manifestDigest).toBe(fromBytes.manifestDigest);
+      expect(fromFile.config.data.equals(fromBytes.config.data)).toBe(true);
+      expect(fromFile.layers.map((l) => l.digest)).toEqual(fromBytes.layers.map((l) => l.digest));
+      expect(fromFile.layers.every((l, i) => l.data.equals(fromBytes.layers[i].data))).toBe(true);
+      expect(fromFile.wasmSha256).toBe(fromBytes.wasmSha256);
+    }
+  });
+
+  it('refuses a file that is not a module, and a missing file', async () => {
+    const file = join(dir, 'not.wasm');
+    writeFileSync(file, 'not a module, but longer than the magic');
+    await expect(buildImageFromFile(file, {})).rejects.toThrow(UserError);
+    writeFileSync(file, '');
+    await expect(buildImageFromFile(file, {})).rejects.toThrow(/not a WebAssembly module/);
+    await expect(buildImageFromFile(join(dir, 'missing.wasm'), {})).rejects.toThrow(/ENOENT/);
   });
 });

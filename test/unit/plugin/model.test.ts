@@ -6,10 +6,10 @@ import {
   filterSettings,
   pluginConfigJson,
   urlDigest,
-  validateWasmPlugin,
+  validateResource,
   withPluginConfigHidden,
   type WasmPlugin,
-} from '../../../src/plugin/model.js';
+} from '../../../src/plugin/index.js';
 import { pluginOf, type FlatPlugin } from '../../helpers/plugin.js';
 
 const DIGEST = 'b'.repeat(64);
@@ -27,7 +27,7 @@ function errorsOf(options: Record<string, unknown>): string[] {
 }
 
 function validate(spec: Record<string, unknown>, meta = { name: 'p', namespace: 'istio-system' }) {
-  return validateWasmPlugin({ apiVersion: 'extensions.istio.io/v1alpha1', kind: 'WasmPlugin', metadata: meta, spec } as unknown as WasmPlugin);
+  return validateResource({ apiVersion: 'extensions.istio.io/v1alpha1', kind: 'WasmPlugin', metadata: meta, spec } as unknown as WasmPlugin);
 }
 
 describe('validateWasmPlugin (through resolvePlugin)', () => {
@@ -41,7 +41,7 @@ describe('validateWasmPlugin (through resolvePlugin)', () => {
     const refs = Array.from({ length: 17 }, (_, i) => ({ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: `gw${i}` }));
     expect(errorsOf({ targetRefs: refs })).toEqual(['spec.targetRefs: has 17 entries; at most 16 are allowed']);
     expect(errorsOf({ targetRefs: [{ kind: '', name: 'x' }] })).toEqual(['spec.targetRefs[0].kind: is required']);
-    expect(errorsOf({ targetRef: { kind: 'Gateway', name: 'x', nmae: 'y' } as never })).toEqual([
+    expect(errorsOf({ targetRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'x', nmae: 'y' } as never })).toEqual([
       'spec.targetRef.nmae: is not a targetRef field (group, kind, name, namespace)',
     ]);
     expect(errorsOf({ targetRefs: [{ group: 'Bad_Group', kind: 'Gateway', name: 'x' }] })).toEqual([
@@ -61,10 +61,14 @@ describe('validateWasmPlugin (through resolvePlugin)', () => {
 
   it('checks the url scheme', () => {
     expect(errorsOf({ url: 'ftp://example.com/p.wasm' })).toEqual([
-      'spec.url: scheme "ftp://" is not supported: use oci://, http://, https:// or file://',
+      'spec.url: scheme "ftp:" is not supported: use oci://, http://, https:// or file://',
     ]);
+    // As Istio reads it (Go's ParseRequestURI): a scheme needs no "//", and a host:port without one is a scheme.
+    expect(errorsOf({ url: 'ftp:/p.wasm' })).toEqual(['spec.url: scheme "ftp:" is not supported: use oci://, http://, https:// or file://; Istio reads what comes before the first ":" as the scheme, so write oci://ftp:/p.wasm']);
+    expect(errorsOf({ url: 'registry.example.com:5000/hello:v1' })[0]).toContain('scheme "registry.example.com:" is not supported');
     expect(errorsOf({ url: undefined })).toEqual(['spec.url: is required (oci://…, https://… or file://…)']);
     expect(errorsOf({ url: 'registry.example.com/hello:v1' })).toEqual([]);
+    expect(errorsOf({ url: 'HTTPS://example.com/p.wasm' })).toEqual([]);
   });
 
   it('checks match ports 1-65535 and the mode enum', () => {
@@ -81,10 +85,12 @@ describe('validateWasmPlugin (through resolvePlugin)', () => {
   it('checks every enum', () => {
     expect(errorsOf({ phase: 'LATE', failStrategy: 'MAYBE', imagePullPolicy: 'Never', type: 'UDP' })).toEqual([
       'spec.imagePullPolicy: "Never" is not one of UNSPECIFIED_POLICY, IfNotPresent, Always',
-      'spec.phase: "LATE" is not one of UNSPECIFIED_PHASE, AUTHN, AUTHZ, STATS',
       'spec.failStrategy: "MAYBE" is not one of FAIL_CLOSE, FAIL_OPEN, FAIL_RELOAD',
       'spec.type: "UDP" is not one of UNSPECIFIED_PLUGIN_TYPE, HTTP, NETWORK',
+      'spec.phase: "LATE" is not one of UNSPECIFIED_PHASE, AUTHN, AUTHZ, STATS',
     ]);
+    // TrafficExtension's spelling of the unset phase is not WasmPlugin's.
+    expect(errorsOf({ phase: 'UNSPECIFIED' as never })).toEqual(['spec.phase: "UNSPECIFIED" is not one of UNSPECIFIED_PHASE, AUTHN, AUTHZ, STATS']);
   });
 
   it('checks vmConfig.env', () => {
@@ -93,7 +99,8 @@ describe('validateWasmPlugin (through resolvePlugin)', () => {
         vmConfig: {
           env: [
             { name: 'POD', valueFrom: 'HOST', value: 'x' },
-            { name: '1BAD' },
+            // Envoy takes any name (Istio too): not only C identifiers.
+            { name: '1-ok.too' },
             { name: 'A', value: 'v'.repeat(2049) },
             { name: 'A', valueFrom: 'FILE' as never },
           ],
@@ -101,7 +108,6 @@ describe('validateWasmPlugin (through resolvePlugin)', () => {
       }),
     ).toEqual([
       "spec.vmConfig.env[0].value: may only be set when valueFrom is INLINE (HOST reads the proxy's own variable)",
-      'spec.vmConfig.env[1].name: "1BAD" is not a C identifier (letters, digits, \'_\', not starting with a digit)',
       'spec.vmConfig.env[2].value: is longer than 2048 characters',
       'spec.vmConfig.env[3].name: "A" is set twice',
       'spec.vmConfig.env[3].valueFrom: "FILE" is not one of INLINE, HOST',
@@ -121,8 +127,8 @@ describe('validateWasmPlugin (through resolvePlugin)', () => {
       'spec.selector.matchLabels["istio*"]: wildcards are not allowed in label values',
       'spec.selector.matchLabels["istio*"]: "ingress*" is not a valid label value (at most 63 letters, digits, \'-\', \'_\' or \'.\', starting and ending with a letter or digit)',
     ]);
-    expect(errorsOf({ priority: 1.5 })).toEqual(['spec.priority: must be a 32-bit integer, got 1.5']);
-    expect(errorsOf({ priority: 2 ** 31 })).toEqual(['spec.priority: must be a 32-bit integer, got 2147483648']);
+    expect(errorsOf({ priority: 1.5 })).toEqual(['spec.priority: must be a 32-bit integer (-2147483648 to 2147483647), got 1.5']);
+    expect(errorsOf({ priority: 2 ** 31 })).toEqual(['spec.priority: must be a 32-bit integer (-2147483648 to 2147483647), got 2147483648']);
     expect(errorsOf({ pluginName: 'x'.repeat(257) })).toEqual(['spec.pluginName: must be 1 to 256 characters']);
     expect(errorsOf({ imagePullSecret: 'Bad Secret' })[0]).toContain('spec.imagePullSecret: "Bad Secret" is not a valid Secret name');
   });
@@ -133,7 +139,7 @@ describe('validateWasmPlugin (through resolvePlugin)', () => {
       expect.unreachable();
     } catch (err) {
       expect((err as UserError).message).toBe(
-        'the WasmPlugin istio-system/hello is not valid (2 problems): spec.phase: "LATE" is not one of UNSPECIFIED_PHASE, AUTHN, AUTHZ, STATS',
+        'the WasmPlugin istio-system/hello is not valid (2 problems): spec.type: "UDP" is not one of UNSPECIFIED_PLUGIN_TYPE, HTTP, NETWORK',
       );
     }
   });
@@ -151,14 +157,26 @@ describe('validateWasmPlugin warnings', () => {
     expect(warnings).toEqual([expect.stringContaining('is a tag, not a digest')]);
   });
 
-  it('warns about a targetRef kind Istio does not document', () => {
-    const { errors, warnings } = validate({
+  it('refuses a target kind istiod refuses, and a target in another namespace', () => {
+    const { errors } = validate({
       url: `oci://r/p@sha256:${DIGEST}`,
       failStrategy: 'FAIL_OPEN',
-      targetRefs: [{ group: 'apps', kind: 'Deployment', name: 'x' }],
+      targetRefs: [
+        { group: 'apps', kind: 'Deployment', name: 'x' },
+        { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw', namespace: 'other' },
+        { group: 'core', kind: 'Service', name: 'svc' },
+      ],
     });
+    expect(errors).toEqual([
+      'spec.targetRefs[0]: apps/Deployment cannot be targeted: Istio takes a Gateway or GatewayClass (group gateway.networking.k8s.io), a Service (group "" or core) or a ServiceEntry (networking.istio.io)',
+      'spec.targetRefs[1].namespace: "other": Istio does not support targeting another namespace; leave it out (the target is in the resource\'s own namespace)',
+    ]);
+  });
+
+  it('takes an empty selector (every workload of the namespace), with a warning', () => {
+    const { errors, warnings } = validate({ url: `oci://r/p@sha256:${DIGEST}`, failStrategy: 'FAIL_OPEN', selector: {} });
     expect(errors).toEqual([]);
-    expect(warnings[0]).toContain('apps/Deployment is not one of the targets Istio documents');
+    expect(warnings).toEqual([expect.stringContaining('spec.selector: has no labels, so it selects every workload')]);
   });
 
   it('rejects fields WasmPlugin does not have', () => {

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/errors.js';
-import { filterSettings, parsePluginManifest, readPluginFile, resolvePlugin, type PluginFile } from '../../../src/plugin/index.js';
+import { filterSettings, parsePluginManifest, readPluginFile, resolvePlugin, wasmPluginView, type PluginFile } from '../../../src/plugin/index.js';
 import { expectGolden } from '../../helpers/golden.js';
 
 const PLUGIN_DIR = path.resolve(import.meta.dirname, '../../../plugin');
@@ -56,7 +56,7 @@ describe('the reference plugin', () => {
 
   it('configures the local test filter from the same object', () => {
     const resolved = resolvePlugin(readPluginFile(PLUGIN_DIR), {}, { pluginDir: PLUGIN_DIR });
-    expect(resolved.object.spec.url).toBeUndefined();
+    expect(resolved.wasm.url).toBeUndefined();
     expect(filterSettings(resolved.object)).toEqual({
       name: 'header-authorization',
       namespace: 'istio-system',
@@ -173,18 +173,18 @@ spec:
 
   it('takes the url from the file when nothing else gives one, with the digest it is pinned to', () => {
     const r = resolvePlugin(file(`${BASE}  url: oci://r.example.com/p@sha256:${'c'.repeat(64)}\n`), {}, { pluginDir: '/p', requireUrl: true });
-    expect(r.object.spec.sha256).toBe('c'.repeat(64));
+    expect(r.wasm.sha256).toBe('c'.repeat(64));
     const pushed = resolvePlugin(file(`${BASE}  url: oci://r.example.com/p:v1\n`), {}, { pluginDir: '/p', pushed: PUSHED, requireUrl: true });
-    expect(pushed.object.spec.url).toBe(PUSHED.url);
+    expect(pushed.wasm.url).toBe(PUSHED.url);
     expect(pushed.notes).toEqual(["spec.url and spec.sha256 are the pushed image's; the ones in wasmplugin.yaml are not used"]);
   });
 
   it('validates once, pointing at the file line or the input each bad value came from', () => {
     const text = `${BASE}  match:\n  - ports:\n    - number: 70000\n`;
     const err = errorOf(() => resolvePlugin(file(text), { phase: 'LATE' }, { pluginDir: '/p', requireUrl: true }));
-    expect(err.message).toBe('the WasmPlugin gateways/edge is not valid (3 problems): spec.url: is required (oci://…, https://… or file://…)');
+    expect(err.message).toBe('the WasmPlugin gateways/edge is not valid (3 problems): /plugins/edge/wasmplugin.yaml: spec.url: is required (oci://…, https://… or file://…)');
     expect(err.details!.split('\n')).toEqual([
-      'spec.url: is required (oci://…, https://… or file://…)',
+      '/plugins/edge/wasmplugin.yaml: spec.url: is required (oci://…, https://… or file://…)',
       'input `phase`: spec.phase: "LATE" is not one of UNSPECIFIED_PHASE, AUTHN, AUTHZ, STATS',
       `${FILE}:19: spec.match[0].ports[0].number: must be a port number from 1 to 65535, got 70000`,
     ]);
@@ -208,5 +208,72 @@ spec:
     const r = resolvePlugin(source, {}, { pluginDir: '/p' });
     r.object.spec.selector!.matchLabels.app = 'changed';
     expect(source.manifest.spec?.selector?.matchLabels.app).toBe('edge');
+  });
+});
+
+describe('a TrafficExtension (kind: TrafficExtension in wasmplugin.yaml)', () => {
+  const TE = `apiVersion: extensions.istio.io/v1alpha1
+kind: TrafficExtension
+metadata:
+  name: edge
+  namespace: gateways
+spec:
+  selector:
+    matchLabels:
+      app: edge
+  phase: AUTHN
+  priority: 5
+  wasm:
+    pluginName: edge_root
+    failStrategy: FAIL_OPEN
+    pluginConfig:
+      header: x-token
+      value: s3cret
+`;
+
+  it('keeps the Wasm settings under spec.wasm, with the pushed image, and configures the same filter as the WasmPlugin', () => {
+    const te = resolvePlugin(file(TE), {}, { pluginDir: '/p', pushed: PUSHED, requireUrl: true });
+    expect(te.object).toEqual({
+      apiVersion: 'extensions.istio.io/v1alpha1',
+      kind: 'TrafficExtension',
+      metadata: { name: 'edge', namespace: 'gateways' },
+      spec: {
+        selector: { matchLabels: { app: 'edge' } },
+        phase: 'AUTHN',
+        priority: 5,
+        wasm: { url: PUSHED.url, sha256: DIGEST, pluginConfig: { header: 'x-token', value: 's3cret' }, pluginName: 'edge_root', failStrategy: 'FAIL_OPEN' },
+      },
+    });
+    expect(te.wasm.url).toBe(PUSHED.url);
+    expect(te.origins).toMatchObject({ 'spec.wasm.url': 'push', 'spec.wasm.pluginName': 'file', 'spec.phase': 'file' });
+    const wp = resolvePlugin(file(BASE), {}, { pluginDir: '/p', pushed: PUSHED, requireUrl: true });
+    expect(filterSettings(te.object)).toEqual(filterSettings(wp.object));
+    expect(wasmPluginView(te.object).spec).toEqual(wp.object.spec);
+  });
+
+  it('lets the inputs set the same settings, in spec.wasm where they live', () => {
+    const te = resolvePlugin(file(TE), { pluginName: 'other', failStrategy: 'FAIL_CLOSE', phase: 'STATS' }, { pluginDir: '/p' });
+    expect(te.object.spec).toMatchObject({ phase: 'STATS', wasm: { pluginName: 'other', failStrategy: 'FAIL_CLOSE' } });
+    expect(te.origins['spec.wasm.pluginName']).toBe('input `plugin-name`');
+  });
+
+  it('points a bad value at its line in spec.wasm, and refuses WasmPlugin\'s spellings', () => {
+    const err = errorOf(() => resolvePlugin(file(`${TE}    imagePullPolicy: Never\n`), { phase: 'UNSPECIFIED_PHASE' }, { pluginDir: '/p' }));
+    expect(err.message).toMatch(/^the TrafficExtension gateways\/edge is not valid \(2 problems\): /);
+    expect(err.details!.split('\n')).toEqual([
+      `${FILE}:18: spec.wasm.imagePullPolicy: "Never" is not one of UNSPECIFIED_POLICY, IfNotPresent, Always`,
+      'input `phase`: spec.phase: "UNSPECIFIED_PHASE" is not one of UNSPECIFIED, AUTHN, AUTHZ, STATS',
+    ]);
+  });
+
+  it('reads the file strictly: a Wasm setting outside spec.wasm, a misspelt one inside it, Lua', () => {
+    expect(errorOf(() => file(`${TE}  url: oci://r/p:v1\n`)).message).toBe(`${FILE}:18: spec.url: not a TrafficExtension field here; did you mean spec.wasm.url?`);
+    expect(errorOf(() => file(TE.replace('pluginName:', 'pluginNmae:'))).message).toBe(
+      `${FILE}:13: spec.wasm.pluginNmae: not a TrafficExtension field; did you mean spec.wasm.pluginName?`,
+    );
+    expect(errorOf(() => file(`${TE}  targetRef:\n    kind: Gateway\n`)).message).toMatch(/spec\.targetRef: not a TrafficExtension field; did you mean spec\.targetRefs\?/);
+    expect(errorOf(() => file(TE.replace(/ {2}wasm:[\s\S]*$/, '  lua:\n    inlineCode: x\n'))).message).toBe(
+      `${FILE}:12: spec.lua: this action builds, tests and deploys a Wasm module: a Lua TrafficExtension is not one; use spec.wasm`,
+    );
   });
 });

@@ -1,0 +1,69 @@
+// Signing what the push stage pushed and verifying it before the deploy
+// stage applies it, in the format cosign reads and writes:
+//
+//   keys.ts     cosign's encrypted private key, PKCS#8/SEC 1 EC keys, cosign.pub
+//   payload.ts  the simple-signing payload, the signature tag and image (pure)
+//   sign.ts     add a signature to the image's signature image in the registry
+//   verify.ts   find and check a signature for a digest, naming what failed
+//
+// None of it talks to the runner: the stages (src/stages.ts) log, mask and
+// set outputs.
+import { RegistryClient, resolveCredentials } from '../oci/registry/index.js';
+
+export { KeyError, parsePrivateKey, parsePublicKey, publicKeyPem } from './keys.js';
+export { buildPayload, dockerReference, parsePayload, signatureTag, SIMPLE_SIGNING_MEDIA_TYPE, SIGNATURE_ANNOTATION } from './payload.js';
+export { signImage, type SignRecord } from './sign.js';
+export { SignatureVerificationError, verifyImage, type VerifyRecord, type VerificationFailure } from './verify.js';
+
+/** How signing is asked for: not at all, with a key, or keyless (Sigstore, not supported yet). */
+export type SignMode = 'none' | 'key' | 'keyless';
+
+export interface RepositoryOptions {
+  registry: string;
+  repository: string;
+  username?: string;
+  password?: string;
+  dockerConfigPath?: string;
+  caFile?: string;
+  insecure?: boolean;
+  log?: (line: string) => void;
+}
+
+/** A registry client for one repository, credentials resolved and the registry pinged. Close it when done. */
+export async function openRepository(options: RepositoryOptions): Promise<RegistryClient> {
+  const credentials = await resolveCredentials({
+    registry: options.registry,
+    username: options.username,
+    password: options.password,
+    dockerConfigPath: options.dockerConfigPath,
+  });
+  const client = new RegistryClient({
+    registry: options.registry,
+    repository: options.repository,
+    credentials,
+    caFile: options.caFile,
+    insecure: options.insecure,
+    log: options.log,
+  });
+  try {
+    await client.ping();
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+  return client;
+}
+
+/**
+ * The registry, repository and digest of a WasmPlugin url
+ * (`oci://host[:port]/repo[:tag][@sha256:…]`); undefined for any other scheme.
+ * The digest is the one the url is pinned to, if any.
+ */
+export function imageOfUrl(url: string): { registry: string; repository: string; digest?: string } | undefined {
+  const m = /^oci:\/\/([^/]+)\/([^@]+?)(?:@(sha256:[0-9a-fA-F]{64}))?$/.exec(url.trim());
+  if (!m) return undefined;
+  let repository = m[2];
+  const colon = repository.lastIndexOf(':');
+  if (colon > repository.lastIndexOf('/')) repository = repository.slice(0, colon);
+  return { registry: m[1], repository, digest: m[3]?.toLowerCase() };
+}
