@@ -5,6 +5,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as core from '@actions/core';
+import type { Logger } from './log.js';
+
+/** The runner's log commands: where the domain modules' log (src/log.ts) goes in a workflow. */
+export const runnerLog: Logger = { info: (line) => core.info(line), warning: (line) => core.warning(line) };
 
 export function inActions(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.GITHUB_ACTIONS === 'true';

@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as core from '@actions/core';
 import { UserError } from './errors.js';
-import { inActions, outputs } from './github.js';
+import { inActions, outputs, runnerLog } from './github.js';
+import { setLogger } from './log.js';
 import { INPUTS, inputsFromEnv, parseInputs, type InputSpec, type RawInputs } from './inputs.js';
 import { withPluginConfigHidden } from './plugin/model.js';
 import { buildStage, deployStage, pluginSpec, pushStage, testStage, toolchainStage, STAGE_NAMES, type PluginSpec, type Results } from './stages.js';
@@ -121,6 +122,7 @@ export async function main(argv: string[]): Promise<number> {
         ? true
         : (sink as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest)) as typeof process.stdout.write;
     defaultRunnerDirs();
+    if (inActions()) setLogger(runnerLog);
     const raw = { ...inputsFromEnv(), ...cli.raw };
     // On a laptop the signing key's password may come from cosign's own variable rather than argv.
     if (!inActions() && raw['sign-key-password'] === undefined && process.env.COSIGN_PASSWORD !== undefined) raw['sign-key-password'] = process.env.COSIGN_PASSWORD;

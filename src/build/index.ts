@@ -4,7 +4,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as core from '@actions/core';
+import { log } from '../log.js';
 import { UserError } from '../errors.js';
 import { run } from '../exec.js';
 import { annotate } from '../github.js';
@@ -126,7 +126,7 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
     entry: options.entry,
     direct: options.direct,
   });
-  core.info(`AssemblyScript ${options.compilerVersion}: ${plan.command}${plan.output ? ` → ${path.relative(pluginDir, plan.output)} (from ${plan.outputFrom})` : ''}`);
+  log.info(`AssemblyScript ${options.compilerVersion}: ${plan.command}${plan.output ? ` → ${path.relative(pluginDir, plan.output)} (from ${plan.outputFrom})` : ''}`);
   if (plan.kind === 'asc' && !plan.config) {
     const entry = path.resolve(pluginDir, plan.args![0]);
     if (!fs.existsSync(entry)) {
@@ -153,10 +153,10 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
     const hit = 'reason' in session ? undefined : reuse(session, pluginDir);
     if (hit) {
       reusedKey = hit.key;
-      core.info(`reused the build of ${hit.key}: the compiler, its flags and every file it read are unchanged (${hit.outputs.map((f) => path.relative(pluginDir, f)).join(', ')})`);
+      log.info(`reused the build of ${hit.key}: the compiler, its flags and every file it read are unchanged (${hit.outputs.map((f) => path.relative(pluginDir, f)).join(', ')})`);
       result = { exitCode: 0, stdout: hit.stdout, stderr: hit.stderr };
     } else {
-      if ('reason' in session) core.info(`compiling without reuse: ${session.reason}`);
+      if ('reason' in session) log.info(`compiling without reuse: ${session.reason}`);
       const runEnv = 'reason' in session ? env : { ...env, ...session.env };
       result =
         plan.kind === 'script'
@@ -189,12 +189,12 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
     output = producedFile(plan, before, pluginDir);
     if (!hit && !('reason' in session)) {
       const stored = store(session, { pluginDir, wasm: output, stdout: result.stdout, stderr: result.stderr });
-      core.info('reason' in stored ? `not stored for reuse: ${stored.reason}` : `stored the build as ${stored.key} for reuse`);
+      log.info('reason' in stored ? `not stored for reuse: ${stored.reason}` : `stored the build as ${stored.key} for reuse`);
     }
   } finally {
     if (!('reason' in session)) closeCache(session);
   }
-  if (diagnostics.length > 0) core.info(`compiler: ${countDiagnostics(diagnostics)}`);
+  if (diagnostics.length > 0) log.info(`compiler: ${countDiagnostics(diagnostics)}`);
 
   const bytes = readModuleFile(output, `the build's output`);
   const size = bytes.length;
@@ -204,7 +204,7 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
   }
   const rootCheck = await checkRootId(bytes, options.pluginName);
   if (!rootCheck.ok) throw new UserError(rootCheck.message);
-  core.info(rootCheck.message);
+  log.info(rootCheck.message);
 
   const record: BuildRecord = { wasmPath: output, sha256: sha256(bytes), size, compilerVersion: options.compilerVersion };
   const recordFile = path.join(pluginDir, BUILD_RECORD);

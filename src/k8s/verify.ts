@@ -14,7 +14,7 @@
 // decide whether it was taken or rejected.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { compareResponse, type CaseExpect } from '../test/cases.js';
+import { compareResponse, type CaseExpect } from '../localtest/cases.js';
 import {
   describeFilter,
   expectedModuleSha256,
@@ -36,7 +36,7 @@ import type { WasmPlugin } from './wasmplugin.js';
 
 /**
  * One case of the plugin's tests.yaml (the same cases the local Envoy test
- * ran; a TestCase from src/test/cases.ts fits). Against a remote gateway only
+ * ran; a TestCase from src/localtest/cases.ts fits). Against a remote gateway only
  * the response can be checked: `upstream`, `upstreamHeaders` and `logs`
  * expectations are skipped and said so in the report.
  */

@@ -8,7 +8,7 @@
 // gate -> attach the SBOM (an OCI 1.1 referrer of the image) -> only then
 // PUT it under each tag.
 import { resolve as resolvePath } from 'node:path';
-import * as core from '@actions/core';
+import { log } from '../log.js';
 import { UserError } from '../errors.js';
 import { buildImageFromFile, normaliseCreated, sha256Digest, uniqueBlobs, type BuiltImage, type ImageFormat } from './image.js';
 import { gate, layoutSource } from './gate.js';
@@ -112,13 +112,13 @@ export async function push(options: PushOptions): Promise<PushResult> {
   }
   const tags = uniqueTags(options.tags);
   const digest = image.manifestDigest;
-  core.info(`image ${digest} (${image.format}, ${image.layers.length} layer(s), plugin sha256 ${builtSha})`);
+  log.info(`image ${digest} (${image.format}, ${image.layers.length} layer(s), plugin sha256 ${builtSha})`);
 
   if (!options.registry) {
     const dir = resolvePath(options.layoutDir ?? DEFAULT_LAYOUT_DIR);
     const { written, skipped } = await writeLayout(dir, image, tags);
     await gate(layoutSource(dir), digest, builtSha);
-    core.info(`wrote OCI layout ${dir} (${written} blob(s) written, ${skipped} already there)`);
+    log.info(`wrote OCI layout ${dir} (${written} blob(s) written, ${skipped} already there)`);
     return {
       imageRef: `${dir}@${digest}`,
       digest,
@@ -154,7 +154,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
   try {
     await client.ping();
 
-    await checkTagMoves(client, tags, digest, !!options.force, (line) => core.info(line));
+    await checkTagMoves(client, tags, digest, !!options.force, (line) => log.info(line));
 
     let uploaded = 0;
     let skipped = 0;
@@ -162,12 +162,12 @@ export async function push(options: PushOptions): Promise<PushResult> {
     for (const b of blobs) {
       if (await client.blobExists(b.digest)) {
         skipped++;
-        core.info(`blob ${b.digest} already in ${ref}`);
+        log.info(`blob ${b.digest} already in ${ref}`);
         continue;
       }
       await client.uploadBlob(b);
       uploaded++;
-      core.info(`uploaded blob ${b.digest} (${b.size} bytes)`);
+      log.info(`uploaded blob ${b.digest} (${b.size} bytes)`);
     }
     for (const b of blobs) {
       if (!(await client.blobExists(b.digest))) {
@@ -177,7 +177,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
 
     await client.putManifest(digest, image.manifest, image.mediaType);
     const checked = await gate(client.source(), digest, builtSha);
-    core.info(`read back ${ref}@${digest}: loads as a ${checked.variant} image, plugin.wasm matches`);
+    log.info(`read back ${ref}@${digest}: loads as a ${checked.variant} image, plugin.wasm matches`);
 
     let attached: AttachResult | undefined;
     if (options.attach) {
@@ -185,14 +185,14 @@ export async function push(options: PushOptions): Promise<PushResult> {
       const doc = { mediaType: a.mediaType, digest: sha256Digest(a.data), size: a.data.length, data: a.data, annotations: { 'org.opencontainers.image.title': a.fileName } };
       const created = options.created ? normaliseCreated(options.created) : undefined;
       const artifact = artifactManifest({ mediaType: image.mediaType, digest, size: image.manifest.length }, a.artifactType, [doc], created ? { 'org.opencontainers.image.created': created } : {});
-      attached = await attachReferrer(client, artifact, digest, (line) => core.info(line));
+      attached = await attachReferrer(client, artifact, digest, (line) => log.info(line));
       // Read back by digest, as a reader would fetch it.
       const back = await client.getManifest(artifact.digest);
       if (!back.equals(artifact.manifest)) throw new UserError(`registry ${address.host} returned other bytes for ${ref}@${artifact.digest} than were pushed`);
       if (!(await client.getBlob(doc.digest)).equals(a.data)) throw new UserError(`registry ${address.host} returned other bytes for the ${a.fileName} blob ${doc.digest} than were pushed`);
     }
 
-    await setTags(client, tags, { manifest: image.manifest, mediaType: image.mediaType, digest }, (line) => core.info(line));
+    await setTags(client, tags, { manifest: image.manifest, mediaType: image.mediaType, digest }, (line) => log.info(line));
 
     return {
       imageRef: `${ref}@${digest}`,

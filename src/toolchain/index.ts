@@ -15,7 +15,7 @@
 // means something next to the plugin.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as core from '@actions/core';
+import { log } from '../log.js';
 import * as tc from '@actions/tool-cache';
 import { makeTempDir } from '../github.js';
 import { UserError } from '../errors.js';
@@ -167,14 +167,14 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
   compilerLine(asVersion);
   const key = cacheVersion(asVersion, lock.hash);
   const names = Object.keys(directSpecs(readPackageJson(pluginDir)));
-  core.info(
+  log.info(
     `AssemblyScript ${asVersion}${override ? ` (input; ${path.basename(lock.file)} pins ${lock.assemblyscript})` : ` (pinned by ${path.basename(lock.file)})`}, ${lock.manager}, dependency hash ${lock.hash}`,
   );
 
   // The SDK and the compiler must fit before anything is downloaded.
   const before = checkSdks(lock.direct, asVersion);
   if (before.problems.length > 0) throw new UserError(before.problems.join('; '));
-  for (const c of before.checks) core.info(`${c.sdk} ${c.sdkVersion} builds with AssemblyScript ${c.compiler}: ${asVersion} fits`);
+  for (const c of before.checks) log.info(`${c.sdk} ${c.sdkVersion} builds with AssemblyScript ${c.compiler}: ${asVersion} fits`);
 
   const finish = (nodeModules: string, source: ToolchainResult['source']): ToolchainResult => {
     // SDKs the table does not know are checked against their own peer range.
@@ -202,7 +202,7 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
   if (ownStat?.isDirectory() && !ownStat.isSymbolicLink()) {
     const have = packageVersion(own, 'assemblyscript');
     if (have === asVersion) {
-      core.info(`using ${own} (AssemblyScript ${have})`);
+      log.info(`using ${own} (AssemblyScript ${have})`);
       return finish(own, 'plugin-node_modules');
     }
     if (lock.local.length === 0) {
@@ -213,7 +213,7 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
   }
 
   if (lock.local.length > 0) {
-    core.info(`the plugin depends on local folders (${lock.local.join(', ')}): installing in ${own}, not cached`);
+    log.info(`the plugin depends on local folders (${lock.local.join(', ')}): installing in ${own}, not cached`);
     if (ownStat?.isSymbolicLink()) fs.unlinkSync(own);
     await install(lock, pluginDir, pluginDir, asVersion, override, options.env);
     const problems = checkInstall(own, names, asVersion);
@@ -224,7 +224,7 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
   let source: ToolchainResult['source'] = 'tool-cache';
   let dir = tc.find(TOOL_NAME, key);
   if (dir && checkInstall(path.join(dir, 'node_modules'), names, asVersion).length > 0) {
-    core.warning(`the cached toolchain in ${dir} is incomplete; installing it again`);
+    log.warning(`the cached toolchain in ${dir} is incomplete; installing it again`);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.rmSync(`${dir}.complete`, { force: true });
     dir = '';
@@ -241,12 +241,12 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
         if (dir) source = 'actions-cache';
       }
     } catch (err) {
-      core.warning(`could not restore the toolchain from the Actions cache: ${(err as Error).message}`);
+      log.warning(`could not restore the toolchain from the Actions cache: ${(err as Error).message}`);
     }
   }
   if (!dir) {
     source = 'npm';
-    core.info(`not in the tool cache; installing with ${lock.manager}`);
+    log.info(`not in the tool cache; installing with ${lock.manager}`);
     const work = makeTempDir('toolchain');
     try {
       await install(lock, pluginDir, work, asVersion, override, options.env);
@@ -262,11 +262,11 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
       try {
         await cache.saveCache([toolPath], actionsKey);
       } catch (err) {
-        core.warning(`could not save the toolchain to the Actions cache: ${(err as Error).message}`);
+        log.warning(`could not save the toolchain to the Actions cache: ${(err as Error).message}`);
       }
     }
   } else {
-    core.info(`found in the tool cache: ${dir}`);
+    log.info(`found in the tool cache: ${dir}`);
   }
   const nodeModules = path.join(dir, 'node_modules');
   link(pluginDir, nodeModules);

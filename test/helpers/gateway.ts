@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { inject } from 'vitest';
 import { renderEnvoyBootstrap } from '../../src/envoy/bootstrap.js';
 import { startEnvoy, type EnvoyProcess } from '../../src/envoy/process.js';
-import { startUpstream, type Upstream } from '../../src/test/upstream.js';
+import { startUpstream, type Upstream } from '../../src/localtest/upstream.js';
 import { runCli, makePlugin, tempDir } from './cli.js';
 
 export interface Gateway {

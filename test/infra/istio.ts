@@ -8,6 +8,7 @@
 //   istio.gatewayUrl    http://127.0.0.1:<port>, routed to the upstream
 //   istio.adminUrl      the gateway Envoy's admin interface (config dump, stats)
 //   istio.statusUrl     the Istio agent's status port (/stats/prometheus)
+//   startIstio(kube, { envoy, secureXds: true })   the gateway on mutual TLS xDS: gets pull secrets
 //   await istio.stop();
 //
 // Everything listens on 127.0.0.1 except the agent's status server, which
@@ -56,7 +57,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { startUpstream, type Upstream } from '../../src/test/upstream.js';
+import { startUpstream, type Upstream } from '../../src/localtest/upstream.js';
 import type { Kube, KubeResponse } from './kube.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

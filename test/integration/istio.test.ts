@@ -5,7 +5,9 @@
 // reads Istio's own signals (the gateway's config dump and the agent's
 // metrics). Then the ways a deploy goes wrong on a real gateway, each of which
 // must fail the step with Istio's reason and leave the gateway serving what
-// it served before.
+// it served before. Last, the pull-secret path: a gateway that talks mutual
+// TLS xDS with istiod (so istiod verifies it and sends it WasmPlugins' pull
+// secrets) and has no registry credentials of its own.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -1,8 +1,8 @@
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadCases, logMatches, parseCases, parseTestFile } from '../../src/test/cases.js';
-import { compare, problemsAfterCases } from '../../src/test/index.js';
-import { startFake } from '../../src/test/upstream.js';
+import { loadCases, logMatches, parseCases, parseTestFile } from '../../src/localtest/cases.js';
+import { compare, problemsAfterCases } from '../../src/localtest/index.js';
+import { startFake } from '../../src/localtest/upstream.js';
 import * as http2 from 'node:http2';
 
 describe('parseCases', () => {

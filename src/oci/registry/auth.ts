@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import * as core from '@actions/core';
+import { log } from '../../log.js';
 import { UserError } from '../../errors.js';
 import { run } from '../../exec.js';
 import { maskSecret } from '../../github.js';
@@ -63,7 +63,7 @@ async function fromHelper(helper: string, serverUrl: string, configPath: string,
     });
   } catch (err) {
     if (optional) {
-      core.info(`credsStore "${helper}" in ${configPath} is not usable here (${program} could not be started); looking at "auths"`);
+      log.info(`credsStore "${helper}" in ${configPath} is not usable here (${program} could not be started); looking at "auths"`);
       return undefined;
     }
     throw err;

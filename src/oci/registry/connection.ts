@@ -7,7 +7,7 @@
 import * as http from 'node:http';
 import type * as https from 'node:https';
 import { readFile } from 'node:fs/promises';
-import * as core from '@actions/core';
+import { log } from '../../log.js';
 import { UserError } from '../../errors.js';
 import {
   DEFAULT_RETRY,
@@ -102,7 +102,7 @@ export class RegistryConnection {
     this.chunkThreshold = opts.chunkThresholdBytes ?? 32 * 1024 * 1024;
     this.chunkSize = Math.max(1, opts.chunkSizeBytes ?? 8 * 1024 * 1024);
     this.insecure = !!opts.insecure;
-    this.log = opts.log ?? ((m) => core.info(m));
+    this.log = opts.log ?? ((m) => log.info(m));
     this.sleep = opts.sleep;
     this.caOption = opts.ca;
     this.caFile = opts.caFile;

@@ -5,7 +5,7 @@
 // proxy_on_delete at shutdown, between cases, ...) fails the stage too.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as core from '@actions/core';
+import { log as runLog } from '../log.js';
 import { makeTempDir } from '../github.js';
 import { UserError } from '../errors.js';
 import { tail } from '../exec.js';
@@ -260,7 +260,7 @@ export async function runLocalTest(options: LocalTestOptions): Promise<LocalTest
     }
     for (const u of Object.values(upstreams)) {
       const fake = fakes.find((f) => f.name === u.name);
-      core.info(`upstream cluster ${u.name}: ${fake ? `local fake on 127.0.0.1:${fake.port}` : `${u.kind === 'address' ? `${u.host}:${u.port}` : ''}`}${u.grpc ? ' (HTTP/2, gRPC)' : ''}`);
+      runLog.info(`upstream cluster ${u.name}: ${fake ? `local fake on 127.0.0.1:${fake.port}` : `${u.kind === 'address' ? `${u.host}:${u.port}` : ''}`}${u.grpc ? ' (HTTP/2, gRPC)' : ''}`);
     }
     const bootstrap = renderEnvoyBootstrap({
       listenerPort: 0,
@@ -269,19 +269,19 @@ export async function runLocalTest(options: LocalTestOptions): Promise<LocalTest
       filter: options.filter,
       clusters: clustersFor(upstreams, fakes),
     });
-    core.info(`starting Envoy ${options.envoyVersion} with ${options.filter.namespace}.${options.filter.name} (root_id ${options.filter.rootId})`);
+    runLog.info(`starting Envoy ${options.envoyVersion} with ${options.filter.namespace}.${options.filter.name} (root_id ${options.filter.rootId})`);
     envoy = await startEnvoy({ binary: options.envoyBinary, bootstrap, workDir, readyTimeoutMs: Math.min(30_000, options.timeoutSeconds * 1000) });
     // The stage may have timed out while Envoy was starting; then nobody else will stop it.
     if (timedOut) await envoy.stop();
-    core.info(`Envoy ready: listener 127.0.0.1:${envoy.listenerPort}, admin ${envoy.adminUrl}`);
+    runLog.info(`Envoy ready: listener 127.0.0.1:${envoy.listenerPort}, admin ${envoy.adminUrl}`);
     const runs: Array<CaseRun & { name: string }> = [];
     for (const c of options.cases) {
       if (timedOut) break;
       const run = await runCase(envoy, upstream, fakes, c);
       runs.push({ ...run, name: c.name });
       const result = run.result;
-      core.info(`${result.passed ? 'PASS' : 'FAIL'} ${c.name}${result.actual ? ` (${result.actual.status})` : ''}`);
-      for (const f of result.failures) core.info(`     ${f}`);
+      runLog.info(`${result.passed ? 'PASS' : 'FAIL'} ${c.name}${result.actual ? ` (${result.actual.status})` : ''}`);
+      for (const f of result.failures) runLog.info(`     ${f}`);
       if (!envoy.alive()) break;
     }
     // Stop Envoy here, not only in `finally`: what it logs while it shuts
@@ -297,7 +297,7 @@ export async function runLocalTest(options: LocalTestOptions): Promise<LocalTest
         `Envoy exited (${await envoy.exited}) during "${runs[runs.length - 1]?.name ?? 'the first case'}"${notRun > 0 ? `; ${notRun} case(s) after it were not run` : ''}`,
       );
     }
-    for (const p of afterCases) core.info(`FAIL outside the cases: ${p}`);
+    for (const p of afterCases) runLog.info(`FAIL outside the cases: ${p}`);
     const results = runs.map((r) => r.result);
     const passed = results.filter((r) => r.passed).length;
     return {
