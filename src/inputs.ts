@@ -69,7 +69,7 @@ export const INPUTS = {
     value: 'bool',
   },
   sign: {
-    description: 'Sign the pushed image in the format cosign verifies: false, true (with sign-key; same as key), or keyless (not supported yet).',
+    description: 'Sign the pushed image in the format cosign verifies: false, true (with sign-key; same as key), or keyless (Sigstore, with the job\'s OIDC token: needs id-token: write).',
     default: 'false',
     value: 'mode',
   },
@@ -110,6 +110,19 @@ export const INPUTS = {
   'verify-key': {
     description: 'Public key (cosign.pub; PEM text or a file path): before anything is sent to the cluster, the image to apply must carry a cosign signature that verifies with it.',
     value: 'key',
+  },
+  'verify-identity': {
+    description: 'Instead of verify-key, a keyless signature: the exact certificate identity that must have signed the image to apply, e.g. https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main. Needs verify-trusted-root.',
+    value: 'identity',
+  },
+  'verify-oidc-issuer': {
+    description: 'The OIDC issuer the verify-identity certificate must name.',
+    default: 'https://token.actions.githubusercontent.com',
+    value: 'url',
+  },
+  'verify-trusted-root': {
+    description: 'Sigstore trusted root (trusted_root.json: Fulcio certificate authorities and Rekor keys) that keyless signatures are checked against; a file path.',
+    value: 'file',
   },
   toolchain: { description: 'Run the toolchain stage.', default: 'true', value: 'bool' },
   build: { description: 'Run the build stage.', default: 'true', value: 'bool' },
@@ -176,6 +189,8 @@ export interface Inputs {
   signKeyPassword?: string;
   /** PEM text of the public key the deploy stage verifies the image's signature with. */
   verifyKey?: string;
+  /** Keyless verification before apply: identity, issuer and the trusted root's JSON text. */
+  verifyKeyless?: { identity: string; issuer: string; trustedRoot: string; trustedRootFile: string };
   /** Attach (or write) the SBOM of plugin.wasm. */
   sbom: boolean;
   deployMode: DeployMode;
@@ -351,7 +366,7 @@ function pemInput(name: InputName, value: string, cwd: string, mask?: (text: str
   return text;
 }
 
-function signing(raw: RawInputs, cwd: string): Pick<Inputs, 'sign' | 'signKey' | 'signKeyPassword' | 'verifyKey'> {
+function signing(raw: RawInputs, cwd: string): Pick<Inputs, 'sign' | 'signKey' | 'signKeyPassword' | 'verifyKey' | 'verifyKeyless'> {
   // Masked before anything could print them, whichever stage reads them;
   // a PEM key line by line, as the runner matches a log line at a time.
   const mask = (v: string | undefined) => {
@@ -371,7 +386,24 @@ function signing(raw: RawInputs, cwd: string): Pick<Inputs, 'sign' | 'signKey' |
   if (sign === 'key' && !key) throw new UserError('input `sign` is true but `sign-key` is empty: pass the private key secret (cosign.key from cosign generate-key-pair), e.g. sign-key: ${{ secrets.COSIGN_PRIVATE_KEY }}');
   if (sign === 'none' && key) throw new UserError('input `sign-key` is set but `sign` is false: set sign: true to sign the pushed image, or leave sign-key empty');
   const verify = raw['verify-key']?.trim();
+  const identity = raw['verify-identity']?.trim();
+  const rootFile = raw['verify-trusted-root']?.trim();
+  if (verify && identity) throw new UserError('inputs `verify-key` and `verify-identity` are both set: give verify-key for a key-based signature or verify-identity for a keyless one');
+  if (rootFile && !identity) throw new UserError('input `verify-trusted-root` is set but `verify-identity` is empty: name the identity that must have signed the image');
+  let verifyKeyless: Inputs['verifyKeyless'];
+  if (identity) {
+    if (!rootFile) {
+      throw new UserError(
+        'input `verify-identity` needs `verify-trusted-root`: the trusted_root.json of the Sigstore instance that issued the certificate (for the public one, the file `cosign initialize` keeps under ~/.sigstore/root/), committed to the repository',
+      );
+    }
+    const file = path.resolve(cwd, rootFile);
+    if (!fs.existsSync(file)) throw new UserError(`input \`verify-trusted-root\`: no such file: ${file}`);
+    const issuer = raw['verify-oidc-issuer']?.trim() || (INPUTS['verify-oidc-issuer'].default as string);
+    verifyKeyless = { identity, issuer, trustedRoot: fs.readFileSync(file, 'utf8'), trustedRootFile: file };
+  }
   return {
+    verifyKeyless,
     sign,
     signKey: sign === 'key' && key ? pemInput('sign-key', key, cwd, mask) : undefined,
     signKeyPassword: raw['sign-key-password'] || undefined,

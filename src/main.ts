@@ -13,7 +13,8 @@ import { inActions, outputs, runnerLog } from './github.js';
 import { setLogger } from './log.js';
 import { INPUTS, inputsFromEnv, parseInputs, type InputSpec, type RawInputs } from './inputs.js';
 import { withPluginConfigHidden } from './plugin/model.js';
-import { buildStage, deployStage, pluginSpec, pushStage, testStage, toolchainStage, STAGE_NAMES, type PluginSpec, type Results } from './stages.js';
+import { STAGE_NAMES, type Results } from './stages/index.js';
+import { runStages } from './stages/run.js';
 
 const COMMANDS = [...STAGE_NAMES, 'run'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -129,19 +130,7 @@ export async function main(argv: string[]): Promise<number> {
     const inputs = parseInputs(raw);
     Object.assign(results, resultsFromSteps());
     const stages = cli.command === 'run' ? STAGE_NAMES.filter((s) => inputs.stages[s]) : [cli.command];
-    // The plugin's WasmPlugin settings are read (and checked) once, before the
-    // first stage that needs them: the toolchain and push stages do not.
-    let spec: PluginSpec | undefined;
-    const needsSpec = stages.some((s) => s === 'build' || s === 'test' || s === 'deploy');
-    if (needsSpec) spec = pluginSpec(inputs);
-    const table: Record<(typeof STAGE_NAMES)[number], () => Promise<void>> = {
-      toolchain: () => toolchainStage(inputs, results),
-      build: () => buildStage(inputs, results, spec!),
-      test: () => testStage(inputs, results, spec!),
-      push: () => pushStage(inputs, results),
-      deploy: () => deployStage(inputs, results, spec!),
-    };
-    for (const stage of stages) await table[stage]();
+    await runStages(stages, inputs, results);
     // pluginConfig values (often secrets) are hidden here as everywhere else a person reads.
     if (cli.json) realStdout(`${JSON.stringify({ ok: true, outputs: Object.fromEntries(outputs), results: withPluginConfigHidden(results) }, null, 2)}\n`);
     return 0;

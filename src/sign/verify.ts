@@ -15,7 +15,16 @@ import type { RegistryClient } from '../oci/registry/index.js';
 import { SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, parsePayload, sameRepository, signatureLayers, signatureTag } from './payload.js';
 import { verifySignature } from './sign.js';
 
-export type VerificationFailure = 'no-signature' | 'wrong-key' | 'digest-mismatch' | 'repository-mismatch';
+export type VerificationFailure =
+  | 'no-signature'
+  | 'wrong-key'
+  | 'digest-mismatch'
+  | 'repository-mismatch'
+  // keyless (verify-keyless.ts)
+  | 'untrusted-certificate'
+  | 'identity-mismatch'
+  | 'tlog'
+  | 'bad-signature';
 
 export class SignatureVerificationError extends UserError {
   constructor(

@@ -20,6 +20,7 @@ import * as tc from '@actions/tool-cache';
 import { makeTempDir } from '../github.js';
 import { UserError } from '../errors.js';
 import { run } from '../exec.js';
+import { cacheKey, openActionsCache } from '../actions-cache.js';
 import { checkSdks, compilerLine, type SdkCheck } from './compat.js';
 import { directSpecs, readLock, readPackageJson, type LockInfo, type PackageManager } from './lockfile.js';
 
@@ -229,19 +230,20 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
     fs.rmSync(`${dir}.complete`, { force: true });
     dir = '';
   }
-  const actionsKey = `asm-wasm-toolchain-${process.platform}-${process.arch}-${key}`;
+  const actionsKey = cacheKey('asm-wasm-toolchain', process.platform, process.arch, key);
   const toolPath = path.join(process.env.RUNNER_TOOL_CACHE ?? '', TOOL_NAME, key);
-  // The Actions cache client (a large part of the bundle) is loaded only on a tool-cache miss.
-  const cache = dir ? undefined : await import('@actions/cache');
-  const actionsCache = cache !== undefined && cache.isFeatureAvailable();
-  if (cache && actionsCache) {
-    try {
-      if (await cache.restoreCache([toolPath], actionsKey)) {
-        dir = tc.find(TOOL_NAME, key);
-        if (dir) source = 'actions-cache';
-      }
-    } catch (err) {
-      log.warning(`could not restore the toolchain from the Actions cache: ${(err as Error).message}`);
+  // The Actions cache (its client a large part of the bundle) is opened only on a tool-cache miss.
+  const cache = dir ? undefined : await openActionsCache(`the toolchain ${key}`);
+  if (cache && (await cache.restore([toolPath], actionsKey))) {
+    // A restored install is checked as one found in the tool cache is.
+    const restored = tc.find(TOOL_NAME, key);
+    const problems = restored ? checkInstall(path.join(restored, 'node_modules'), names, asVersion) : ['it is not a complete tool-cache folder'];
+    if (problems.length === 0) {
+      dir = restored;
+      source = 'actions-cache';
+    } else {
+      log.warning(`the toolchain restored from the Actions cache is not usable (${problems.join('; ')}); installing it again`);
+      fs.rmSync(toolPath, { recursive: true, force: true });
     }
   }
   if (!dir) {
@@ -258,15 +260,9 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
-    if (cache && actionsCache) {
-      try {
-        await cache.saveCache([toolPath], actionsKey);
-      } catch (err) {
-        log.warning(`could not save the toolchain to the Actions cache: ${(err as Error).message}`);
-      }
-    }
+    await cache?.save([toolPath], actionsKey);
   } else {
-    log.info(`found in the tool cache: ${dir}`);
+    log.info(`${source === 'actions-cache' ? 'restored into' : 'found in'} the tool cache: ${dir}`);
   }
   const nodeModules = path.join(dir, 'node_modules');
   link(pluginDir, nodeModules);

@@ -90,6 +90,14 @@ export interface ActOptions {
   env?: Record<string, string>;
   /** github.repository; default org/plugin-repo. */
   repository?: string;
+  /** Where act's Actions cache server keeps its entries (default: act's own, shared by every run). */
+  cacheServerPath?: string;
+  /**
+   * act's cache of actions (default: one shared by every run). In host mode
+   * its tool_cache folder is the runner's RUNNER_TOOL_CACHE, which a job's
+   * `env:` does not override.
+   */
+  actionCachePath?: string;
   timeoutMs?: number;
 }
 
@@ -127,9 +135,10 @@ export async function runAct(options: ActOptions): Promise<ActRun> {
     ...(options.job ? ['-j', options.job] : []),
     // Host mode: the steps run here, as on a self-hosted runner; no Docker.
     '-P', 'ubuntu-latest=-self-hosted',
-    '--action-cache-path', path.join(actHome(), 'actions'),
+    '--action-cache-path', options.actionCachePath ?? path.join(actHome(), 'actions'),
     '--action-offline-mode',
     '--cache-server-addr', '127.0.0.1',
+    ...(options.cacheServerPath ? ['--cache-server-path', options.cacheServerPath] : []),
     '--artifact-server-addr', '127.0.0.1',
     '--var-file', write('vars', options.vars),
     '--secret-file', write('secrets', options.secrets),

@@ -303,6 +303,20 @@ describe('Istio in the loop', () => {
     expect(paths.badLayout.detectS).toBeLessThan(10);
     expect(istio.agentLog()).toMatch(/the given image is in invalid format as an OCI image: [\s\S]*could not parse as compat variant: could not extract wasm binary: plugin\.wasm not found in the archive/);
   });
+
+  it('an image pull secret istiod will not send to a plaintext-xDS gateway: the pull is never tried, verification says why, and the deploy is rolled back', async () => {
+    const started = Date.now();
+    const run = await runCli(['deploy', ...deployArgs('--url', good.url, '--image-pull-secret', 'wasm-pull-plaintext')], env);
+    timings.withheldSecretDeployMs = Date.now() - started;
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toMatch(/applied deny RBAC filter "wasm-default-deny"/);
+    expect(run.stderr).toMatch(/istio_agent_wasm_config_conversion_count\{result="fetch_failure"\} \+1/);
+    expect(run.stderr).toMatch(/without trying a pull[\s\S]*istiod does not trust this proxy with secrets/);
+    expect(run.json!.error).toMatch(/rolled back: the previous spec was restored/);
+    await record('withheldSecret', started, run);
+    expect(istio.agentLog()).toMatch(/missing image pulling secret/);
+    expect((await live()).spec.imagePullSecret).toBeUndefined();
+  });
 });
 
 describe('the pull-secret path: a gateway that talks mutual TLS xDS with istiod', () => {

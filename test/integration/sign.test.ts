@@ -163,13 +163,13 @@ describe('signing in the push stage', () => {
     expect(otherImage.code).not.toBe(0);
   });
 
-  it('stops before pushing on a wrong password, and refuses keyless in one line', async () => {
+  it('stops before pushing on a wrong password, and on keyless without an OIDC token', async () => {
     const wrong = await pushImage('mesh/never-pushed', 'compat', ['--sign', 'true', '--sign-key', cosignKey.key, '--sign-key-password', 'not-it']);
     expect(wrong.json!.ok).toBe(false);
     expect(wrong.json!.error).toBe('input `sign-key`: could not decrypt the private key: the password (sign-key-password) is wrong, or the key file is damaged');
     expect(wrong.json!.outputs.digest).toBeUndefined();
-    const keyless = await pushImage('mesh/never-pushed', 'compat', ['--sign', 'keyless']);
-    expect(keyless.json!.error).toMatch(/^input `sign: keyless` is not supported yet .*sign: true and sign-key/);
+    const keyless = await pushImage('mesh/never-pushed', 'compat', ['--sign', 'keyless'], { ACTIONS_ID_TOKEN_REQUEST_URL: undefined, ACTIONS_ID_TOKEN_REQUEST_TOKEN: undefined });
+    expect(keyless.json!.error).toMatch(/^input `sign: keyless` needs GitHub's OIDC token.*id-token: write.*nothing was pushed/);
     expect(keyless.json!.error).not.toContain('\n');
     const client = new RegistryClient({ registry: registry.host, repository: 'mesh/never-pushed', caFile: registry.caFile, credentials: { username: registry.username!, password: registry.password!, origin: 'test' } });
     await client.ping();

@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, DeployVerificationError, type DeployOptions, type DeployResult } from '../../../src/k8s/deploy.js';
-import { formatDeploySummary } from '../../../src/k8s/summary.js';
+import { formatDeploySummary } from '../../../src/stages/deploy/render.js';
 import { loadCases } from '../../../src/localtest/cases.js';
 import { fixtureSource, makePlugin, ROOT } from '../../helpers/cli.js';
 import { compilePlugin, startGateway, type Gateway } from '../../helpers/gateway.js';

@@ -95,6 +95,16 @@ describe('Istio signals', () => {
     expect(fallbackProblem(allow, [])).toMatch(/the plugin is bypassed/);
   });
 
+  it('says a pull secret was withheld when the conversion failed without a pull, and only then', () => {
+    const deny = filterFromEcds(fallbackEntry('deny')) as Extract<GatewayFilter, { kind: 'fallback' }>;
+    const conversion = 'istio_agent_wasm_config_conversion_count{result="fetch_failure"} +1';
+    const pull = 'istio_agent_wasm_remote_fetch_count{result="manifest_failure"} +1';
+    expect(fallbackProblem(deny, [conversion])).toMatch(/missing image pulling secret.*mutual-TLS xDS/);
+    // A pull that was tried and refused (a wrong password) is the registry's answer, not a withheld secret.
+    expect(fallbackProblem(deny, [conversion, pull])).not.toMatch(/missing image pulling secret/);
+    expect(fallbackProblem(deny, [])).not.toMatch(/missing image pulling secret/);
+  });
+
   it('parses the agent\'s counters and reports the failures that rose', () => {
     const before = parseAgentWasmMetrics(
       [

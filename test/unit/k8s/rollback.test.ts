@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/errors.js';
 import type { KubeClient, KubeRequest, KubeResponse } from '../../../src/k8s/client.js';
-import { rollback } from '../../../src/k8s/deploy.js';
+import { rollback } from '../../../src/k8s/rollback.js';
 import type { WasmPlugin } from '../../../src/plugin/model.js';
 
 function object(url: string, resourceVersion: string, generation: number, uid = 'uid-1'): WasmPlugin {

@@ -15,7 +15,7 @@ import {
   uniqueBlobs,
   type ImageFormat,
 } from '../../../src/oci/image.js';
-import { readTar } from '../../../src/oci/gate.js';
+import { readTar } from '../../../src/oci/tar.js';
 import { UserError } from '../../../src/errors.js';
 import { wasmModule } from './helpers.js';
 

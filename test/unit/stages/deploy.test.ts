@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { DeployResult } from '../../../src/k8s/deploy.js';
 import { diffObjects } from '../../../src/k8s/diff.js';
-import { formatDeploySummary } from '../../../src/k8s/summary.js';
+import { UserError } from '../../../src/errors.js';
+import { DeployVerificationError } from '../../../src/k8s/deploy.js';
+import { formatDeploySummary, renderDeploy } from '../../../src/stages/deploy/render.js';
 import { changedPluginConfigKeys, withPluginConfigHidden, type WasmPlugin } from '../../../src/plugin/model.js';
 import { expectGolden } from '../../helpers/golden.js';
 import { pluginOf } from '../../helpers/plugin.js';
@@ -63,5 +65,46 @@ describe('formatDeploySummary', () => {
     expectGolden('deploy-summary-rollback-refused.md', `${summary}\n`);
     expect(summary).toContain('**Not rolled back**: someone else changed istio-system/edge after this run applied it');
     for (const secret of [OLD_SECRET, NEW_SECRET]) expect(summary).not.toContain(secret);
+  });
+});
+
+describe('the deploy stage\'s summary', () => {
+  const verified = { image: `registry.example.com/mesh/edge@sha256:${'b'.repeat(64)}`, ref: `registry.example.com/mesh/edge:sha256-${'b'.repeat(64)}.sig`, checked: 2 };
+
+  it('shows the signature checked before the apply, then what was applied, and sets the outputs (golden)', () => {
+    const view = renderDeploy({ verified, result: result() });
+    expectGolden('deploy-summary-verified.md', view.summary);
+    expect(view.summary.startsWith('<h3>Signature verified</h3>\n<p><code>registry.example.com/mesh/edge@sha256:')).toBe(true);
+    expect(view.summary).toContain('### WasmPlugin `istio-system/edge`: configured');
+    expect(view.outputs).toEqual([['wasmplugin', 'istio-system/edge'], ['result', 'configured'], ['generation', 2]]);
+    expect(view.error).toBeUndefined();
+  });
+
+  it('shows a failed verification with the gateway pods and the rollback, sets no outputs and fails (golden)', () => {
+    const failed = result({
+      pods: [
+        { pod: 'istio-system/istio-ingressgateway-1', problems: ['the Wasm module failed to load: fetch | 401 Unauthorized'], notes: [] },
+        { pod: 'istio-system/istio-ingressgateway-2', problems: [], notes: ['no fetch seen since the apply'] },
+      ],
+      rollback: { action: 'restored', ok: true, generation: 3 },
+    });
+    const error = new DeployVerificationError(failed);
+    const view = renderDeploy({ result: failed, error });
+    expectGolden('deploy-summary-rolled-back.md', view.summary);
+    expect(view.summary).toContain('Rolled back: previous spec restored (generation 3).');
+    expect(view.summary).toContain('| istio-system/istio-ingressgateway-1 | FAIL | the Wasm module failed to load: fetch \\| 401 Unauthorized |');
+    expect(view.outputs).toEqual([]);
+    expect(view.error).toBe(error);
+    expect(error.message).toContain('rolled back: the previous spec was restored (generation 3)');
+  });
+
+  it('still shows the signature checked when the deploy failed after it, and nothing of a deploy that did not happen', () => {
+    const error = new UserError('input `create-pull-secret` needs `image-pull-secret`: the name of the Secret to create');
+    const view = renderDeploy({ verified, error });
+    expect(view.summary).toBe(
+      `<h3>Signature verified</h3>\n<p><code>${verified.image}</code> is signed by <code>verify-key</code> (<code>${verified.ref}</code>, 2 signature(s) checked).</p>\n`,
+    );
+    expect(view.outputs).toEqual([]);
+    expect(view.error).toBe(error);
   });
 });

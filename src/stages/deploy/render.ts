@@ -1,9 +1,38 @@
-// The deploy stage's part of the job summary, in Markdown. pluginConfig
-// values never appear in it: the diff hides them (diff.ts) and the keys that
-// changed are listed by name.
-import type { DeployResult } from './deploy.js';
-import { formatVerifyReport } from './verify.js';
-import { describeSha256, wasmOf } from './wasmplugin.js';
+// The deploy stage's outputs and part of the job summary, from its record
+// alone: the signature checked (HTML, as the other stages' sections) and what
+// was applied where (Markdown). pluginConfig values never appear in it: the
+// diff hides them (k8s/diff.ts) and the keys that changed are listed by name.
+import type { DeployResult } from '../../k8s/deploy.js';
+import { formatVerifyReport } from '../../k8s/verify.js';
+import { describeSha256, wasmOf } from '../../k8s/wasmplugin.js';
+import { escapeHtml, sectionHtml } from '../../summary.js';
+import type { OutputValue, StageView } from '../stage.js';
+import type { DeployStageRecord } from './index.js';
+
+export function renderDeploy(record: DeployStageRecord): StageView {
+  const { verified: v, result, error } = record;
+  const outputs: Array<[string, OutputValue]> = [];
+  if (result && !error) {
+    outputs.push(['wasmplugin', result.wasmplugin], ['result', result.result]);
+    if (result.generation !== undefined) outputs.push(['generation', result.generation]);
+  }
+  const summary = [
+    v
+      ? sectionHtml({
+          title: 'Signature verified',
+          lines: [
+            `<code>${escapeHtml(v.image)}</code> is signed by ` +
+              (v.identity
+                ? `<code>${escapeHtml(v.identity.identity)}</code> (issuer <code>${escapeHtml(v.identity.issuer)}</code>, keyless, certificate from the trusted root, logged in Rekor)`
+                : '<code>verify-key</code>') +
+              ` (<code>${escapeHtml(v.ref)}</code>, ${v.checked} signature(s) checked).`,
+          ],
+        })
+      : '',
+    result ? `${formatDeploySummary(result)}\n` : '',
+  ].join('');
+  return { outputs, summary, error };
+}
 
 export function formatDeploySummary(result: DeployResult): string {
   const out: string[] = [];

@@ -1,0 +1,34 @@
+// The toolchain stage's outputs and summary section, from its record alone.
+import { escapeHtml, sectionHtml } from '../../summary.js';
+import type { StageView } from '../stage.js';
+import type { ToolchainRecord } from './index.js';
+
+const SOURCES: Record<ToolchainRecord['source'], string> = {
+  'tool-cache': 'the runner\'s tool cache',
+  'actions-cache': 'the Actions cache',
+  npm: 'a fresh install',
+  'in-place': 'an install in the plugin directory',
+  'plugin-node_modules': 'the plugin\'s own node_modules',
+};
+
+export function renderToolchain(r: ToolchainRecord): StageView {
+  return {
+    outputs: [
+      ['assemblyscript-version', r.assemblyscriptVersion],
+      ['cache-hit', r.cacheHit],
+    ],
+    summary: sectionHtml({
+      title: 'Toolchain',
+      lines: [
+        `AssemblyScript ${escapeHtml(r.assemblyscriptVersion)} from ${SOURCES[r.source]}${r.cacheHit ? ' (cache hit)' : ''}; ` +
+          `dependencies as ${escapeHtml(r.lockfile)} locks them (${r.packageManager})`,
+      ],
+      rows: r.sdks.length
+        ? [
+            ['', 'SDK', 'version', 'compiler it needs'],
+            ...r.sdks.map((s) => [s.ok ? '✅' : '❌', escapeHtml(s.sdk), escapeHtml(s.sdkVersion), escapeHtml(s.compiler)]),
+          ]
+        : undefined,
+    }),
+  };
+}
