@@ -11,7 +11,7 @@ import { loadKubeconfig } from './kubeconfig.js';
 import type { DeployMode } from './modes.js';
 import { inspectGatewayPods, readFetchCounts, type FetchCounts, type PodCheck } from './pods.js';
 import { formatVerifyReport, istioBaseline, verify, type VerifyOptions, type VerifyReport } from './verify.js';
-import { applyPullSecret, checkResourceApi, FIELD_MANAGER, getLiveObject, pluginPath, purpose, serverSideApply, type DeployOutcome, type PullSecretOptions } from './objects.js';
+import { applyPullSecret, restorePullSecret, checkResourceApi, FIELD_MANAGER, getLiveObject, pluginPath, purpose, serverSideApply, type DeployOutcome, type PullSecretOptions } from './objects.js';
 import { rollback, type RollbackResult } from './rollback.js';
 import { changedPluginConfigKeys, wasmOf, wasmPluginView, type ExtensionResource, type ResourceKind } from './wasmplugin.js';
 import type { ResolvedPlugin } from '../plugin/resolve.js';
@@ -82,7 +82,7 @@ export interface DeployResult {
   notes: string[];
   /** The top-level pluginConfig keys added, removed or changed (their values are never shown). */
   pluginConfigChanged?: string[];
-  pullSecret?: { name: string; result: DeployOutcome };
+  pullSecret?: { name: string; result: DeployOutcome; restored?: string };
   verification?: VerifyReport;
   pods?: PodCheck[];
   rollback?: RollbackResult;
@@ -193,10 +193,11 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   }
 
   let pullSecret: DeployResult['pullSecret'];
+  let secretChange: Awaited<ReturnType<typeof applyPullSecret>> | undefined;
   if (options.pullSecret) {
-    const result = await applyPullSecret(client, namespace, options.pullSecret, { fieldManager, force, dryRun, setSecret });
-    pullSecret = { name: options.pullSecret.name, result };
-    log(`image pull secret ${namespace}/${options.pullSecret.name}: ${result}${dryRun ? ' (dry run)' : ''}`);
+    secretChange = await applyPullSecret(client, namespace, options.pullSecret, { fieldManager, force, dryRun, setSecret });
+    pullSecret = { name: options.pullSecret.name, result: secretChange.result };
+    log(`image pull secret ${namespace}/${options.pullSecret.name}: ${secretChange.result}${dryRun ? ' (dry run)' : ''}`);
   }
 
   const fetchBefore: Map<string, FetchCounts> = new Map();
@@ -262,6 +263,15 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     log(previous ? `restoring the previous spec of ${namespace}/${name}` : `deleting ${namespace}/${name}, which this run created`);
     result.rollback = await rollback(client, previous, { namespace, name, applied: object }, fieldManager);
     if (result.rollback.changedSince) log(`not rolled back: ${result.rollback.changedSince}; their version was left as it is`);
+  }
+  // The pull secret goes back too: a gateway pod started later would pull with it.
+  if (secretChange && pullSecret && secretChange.result !== 'unchanged') {
+    try {
+      pullSecret.restored = await restorePullSecret(client, namespace, pullSecret.name, secretChange, fieldManager);
+    } catch (err) {
+      pullSecret.restored = `not restored: ${(err as Error).message}`;
+    }
+    log(`image pull secret ${namespace}/${pullSecret.name}: ${pullSecret.restored}`);
   }
   throw new DeployVerificationError(result);
 }

@@ -86,13 +86,22 @@ function dockerConfigJson(secret: PullSecretOptions): string {
   return JSON.stringify({ auths: { [secret.registry]: { username: secret.username, password: secret.password, auth } } });
 }
 
+/** What applyPullSecret did, and what was there before (for a rollback). */
+export interface PullSecretChange {
+  result: DeployOutcome;
+  /** The Secret before the apply: its uid, type and data (undefined when this run created it). */
+  previous?: { uid?: string; type?: string; data?: Record<string, string> };
+  /** The uid of the Secret after the apply. */
+  uid?: string;
+}
+
 /** Creates or updates the image pull secret; returns what happened. */
 export async function applyPullSecret(
   client: KubeClient,
   namespace: string,
   secret: PullSecretOptions,
   options: { fieldManager: string; force: boolean; dryRun: boolean; setSecret: (v: string) => void },
-): Promise<DeployOutcome> {
+): Promise<PullSecretChange> {
   const json = dockerConfigJson(secret);
   const data = Buffer.from(json).toString('base64');
   for (const value of [secret.password, Buffer.from(`${secret.username}:${secret.password}`).toString('base64'), json, data]) {
@@ -115,7 +124,37 @@ export async function applyPullSecret(
     what,
     options,
   );
-  if (before.status === 404) return 'created';
+  const uid = after?.metadata?.uid;
+  if (before.status === 404) return { result: 'created', uid };
   const same = before.body?.data?.['.dockerconfigjson'] === after?.data?.['.dockerconfigjson'] && before.body?.type === after?.type;
-  return same ? 'unchanged' : 'configured';
+  const previous = { uid: before.body?.metadata?.uid, type: before.body?.type, data: before.body?.data };
+  return { result: same ? 'unchanged' : 'configured', previous, uid };
+}
+
+/**
+ * Puts the pull secret back as it was before applyPullSecret: deletes the one
+ * this run created (only that object: uid precondition), or restores the data
+ * it replaced. Returns what it did, in words.
+ */
+export async function restorePullSecret(client: KubeClient, namespace: string, name: string, change: PullSecretChange, fieldManager: string): Promise<string> {
+  const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`;
+  if (change.result === 'unchanged') return 'unchanged, nothing to restore';
+  if (change.result === 'created') {
+    const res = await client.send({
+      method: 'DELETE',
+      path,
+      body: { apiVersion: 'v1', kind: 'DeleteOptions', ...(change.uid ? { preconditions: { uid: change.uid } } : {}) },
+    });
+    if (res.status === 409) return 'not deleted: it was replaced since this run created it';
+    if (res.status !== 200 && res.status !== 202 && res.status !== 404) throw client.apiError(res, { verb: 'delete', resource: 'secrets', namespace, name });
+    return 'deleted (this run created it)';
+  }
+  await serverSideApply(
+    client,
+    path,
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, type: change.previous?.type ?? 'kubernetes.io/dockerconfigjson', data: change.previous?.data ?? {} },
+    { verb: 'patch', resource: 'secrets', namespace, name },
+    { fieldManager, force: true, dryRun: false },
+  );
+  return 'restored to its previous data';
 }

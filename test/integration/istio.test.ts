@@ -438,5 +438,10 @@ describe('the pull-secret path: a gateway that talks mutual TLS xDS with istiod'
     expect(istio.agentLog()).toMatch(/could not fetch Wasm OCI image: .*(UNAUTHORIZED|401)/);
     expect(istio.agentLog()).not.toMatch(/missing image pulling secret/);
     expect((await live()).spec.url).toBe(secured.url);
+    // The pull secret is put back as well: a gateway pod started now pulls with the right password.
+    expect(run.stderr).toMatch(new RegExp(`image pull secret ${NS}/${SECRET}: restored to its previous data`));
+    const secret = (await kube.request('admin', 'GET', `/api/v1/namespaces/${NS}/secrets/${SECRET}`)).body as any;
+    const config = JSON.parse(Buffer.from(secret.data['.dockerconfigjson'], 'base64').toString('utf8'));
+    expect(config.auths[registry.host].password).toBe(registry.password);
   });
 });

@@ -48,7 +48,7 @@ export function formatDeploySummary(result: DeployResult): string {
     out.push(`- pluginConfig keys ${result.previous ? 'changed' : 'set'}: ${result.pluginConfigChanged.map((k) => `\`${k}\``).join(', ')} (values are not shown)`);
   }
   for (const note of result.notes ?? []) out.push(`- note: ${note}`);
-  if (result.pullSecret) out.push(`- image pull secret \`${result.pullSecret.name}\`: ${result.pullSecret.result}`);
+  if (result.pullSecret) out.push(`- image pull secret \`${result.pullSecret.name}\`: ${result.pullSecret.result}${result.pullSecret.restored ? `, then ${result.pullSecret.restored}` : ''}`);
   for (const warning of result.warnings) out.push(`- :warning: ${warning}`);
   if (result.diff) {
     out.push('', '<details open><summary>diff against the live object</summary>', '', '```diff', result.diff, '```', '', '</details>');
