@@ -44,18 +44,29 @@ beforeAll(async () => {
   downloadUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/releases/download`;
 });
 
-afterAll(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
+/** The folders this file made (a few hundred MB: checkouts, tool caches, the cache server's store). */
+const made: string[] = [];
+function scratch(prefix: string): string {
+  const dir = tempDir(prefix);
+  made.push(dir);
+  return dir;
+}
+
+afterAll(async () => {
+  await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 describe('act: the Actions cache carries the toolchain, Envoy and the compiled module to the next runner', () => {
   it('the first job installs, downloads, compiles and saves; the second restores all three and does none of that', async () => {
     expect(process.arch, 'the release server serves the x86_64 binary').toBe('x64');
-    const cacheServer = tempDir('act-cache-server');
+    const cacheServer = scratch('act-cache-server');
     // act in host mode makes <action cache path>/tool_cache the runner's tool cache.
-    const actionCache = tempDir('act-actions');
+    const actionCache = scratch('act-actions');
     const toolCache = path.join(actionCache, 'tool_cache');
-    const workdir = path.join(tempDir('act-cache-repo'), 'repo');
+    const workdir = path.join(scratch('act-cache-repo'), 'repo');
     // No Envoy on PATH: the action's installer looks in the tool cache, then the Actions cache, then downloads.
-    const noEnvoy = path.join(tempDir('no-envoy'), 'envoy');
+    const noEnvoy = path.join(scratch('no-envoy'), 'envoy');
     for (const dir of (process.env.PATH ?? '').split(path.delimiter)) expect(fs.existsSync(path.join(dir, 'envoy')), `envoy on PATH in ${dir}`).toBe(false);
 
     /** One job on a fresh runner: a fresh checkout (changed by `edit`) and an empty tool cache, at the same paths as before. */
