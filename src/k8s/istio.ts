@@ -16,8 +16,7 @@
 //   message, per proxy and xDS type), when istiod's monitoring port is given.
 // All are plain HTTP GETs below a base URL, so on a cluster they can be read
 // through the API server's pod proxy (…/pods/<pod>:15000/proxy) with headers.
-import * as http from 'node:http';
-import * as https from 'node:https';
+import { request } from '../net/index.js';
 import type { WasmPlugin } from './wasmplugin.js';
 
 export interface IstioEndpoints {
@@ -75,24 +74,19 @@ export interface AgentWasmMetrics {
   conversion: Record<string, number>;
 }
 
-function get(base: string, sub: string, ep: IstioEndpoints): Promise<{ status: number; body: string }> {
+/** A GET of one of Istio's endpoints, on the network layer (a NetworkError when it cannot be read). */
+async function get(base: string, sub: string, ep: IstioEndpoints): Promise<{ status: number; body: string }> {
   const url = new URL(base.replace(/\/+$/, '') + sub);
-  const transport = url.protocol === 'https:' ? https : http;
-  const timeout = ep.requestTimeoutMs ?? 3000;
-  return new Promise((resolve, reject) => {
-    const req = transport.get(
-      url,
-      { headers: { accept: '*/*', ...(ep.headers ?? {}) }, agent: false, ...(url.protocol === 'https:' && ep.insecure ? { rejectUnauthorized: false } : {}) },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      },
-    );
-    req.setTimeout(timeout, () => req.destroy(new Error(`no answer within ${timeout / 1000}s`)));
-    req.on('error', reject);
+  const res = await request({
+    method: 'GET',
+    url,
+    headers: { Accept: '*/*', ...(ep.headers ?? {}) },
+    timeoutMs: ep.requestTimeoutMs ?? 3000,
+    // Config dumps of a busy gateway run to megabytes; nothing here needs more than this.
+    maxBodyBytes: 256 * 1024 * 1024,
+    tls: { agent: false, ...(url.protocol === 'https:' && ep.insecure ? { rejectUnauthorized: false } : {}) },
   });
+  return { status: res.status, body: res.body.toString('utf8') };
 }
 
 /**

@@ -12,8 +12,8 @@
 // previous filter: so once the dump shows this apply, Envoy's ECDS counters
 // (when the gateway keeps them) and istiod's NACK record (with istiodUrl)
 // decide whether it was taken or rejected.
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
+import { NetworkError, request } from '../net/index.js';
 import { compareResponse, type CaseExpect } from '../localtest/cases.js';
 import {
   describeFilter,
@@ -130,30 +130,19 @@ interface HttpAnswer {
   body: string;
 }
 
-function send(base: URL, c: VerifyCase, timeoutMs: number, insecure: boolean): Promise<HttpAnswer> {
+/** One case's request to the gateway, on the network layer: a fresh connection each time (no pooled socket outlives a round). */
+async function send(base: URL, c: VerifyCase, timeoutMs: number, insecure: boolean): Promise<HttpAnswer> {
   const p = c.request.path;
   const url = new URL(base.href.replace(/\/+$/, '') + (p.startsWith('/') ? p : `/${p}`));
-  const transport = url.protocol === 'https:' ? https : http;
-  return new Promise((resolve, reject) => {
-    const req = transport.request(
-      url,
-      {
-        method: c.request.method ?? 'GET',
-        headers: { 'user-agent': 'asm-wasm-action-verify', ...(c.request.headers ?? {}) },
-        ...(url.protocol === 'https:' && insecure ? { rejectUnauthorized: false } : {}),
-        agent: false,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      },
-    );
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)));
-    req.on('error', reject);
-    req.end(c.request.body);
+  const res = await request({
+    method: c.request.method ?? 'GET',
+    url,
+    headers: { 'User-Agent': 'asm-wasm-action-verify', ...(c.request.headers ?? {}) },
+    body: c.request.body,
+    timeoutMs,
+    tls: { agent: false, ...(url.protocol === 'https:' && insecure ? { rejectUnauthorized: false } : {}) },
   });
+  return { status: res.status, headers: res.headers, body: res.body.toString('utf8') };
 }
 
 /** Checks one answer against a case's expectations; returns the failures. */
@@ -185,7 +174,7 @@ async function round(options: VerifyOptions, base: URL): Promise<VerifyCaseResul
         const skipped = uncheckable(c);
         return { name: c.name, passed: problems.length === 0, status: answer.status, problems, ...(skipped.length ? { skipped } : {}) };
       } catch (err) {
-        return { name: c.name, passed: false, problems: [`no answer: ${(err as Error).message}`] };
+        return { name: c.name, passed: false, problems: [`no answer: ${err instanceof NetworkError ? err.describe() : (err as Error).message}`] };
       }
     }),
   );
