@@ -14,7 +14,7 @@ import { buildImageFromFile, normaliseCreated, sha256Digest, uniqueBlobs, type B
 import { gate, layoutSource } from './gate.js';
 import { writeLayout } from './layout.js';
 import type { RetryPolicy } from '../net/index.js';
-import { RegistryClient, artifactManifest, attachReferrer, checkTagMoves, parseRegistry, resolveCredentials, setTags, validateRepository, validateTag, type AttachResult } from './registry/index.js';
+import { artifactManifest, attachReferrer, checkTagMoves, openRepository, parseRegistry, setTags, validateRepository, validateTag, type AttachResult } from './registry/index.js';
 
 export type { ImageFormat } from './image.js';
 export { IMAGE_FORMATS } from './image.js';
@@ -133,16 +133,12 @@ export async function push(options: PushOptions): Promise<PushResult> {
   const address = parseRegistry(options.registry);
   if (!options.repository) throw new UserError(`a repository is needed to push to ${address.host} (e.g. my-team/header-plugin)`);
   validateRepository(options.repository);
-  const credentials = await resolveCredentials({
+  const client = await openRepository({
     registry: options.registry,
+    repository: options.repository,
     username: options.username,
     password: options.password,
     dockerConfigPath: options.dockerConfigPath,
-  });
-  const client = new RegistryClient({
-    registry: options.registry,
-    repository: options.repository,
-    credentials,
     caFile: options.caFile,
     insecure: options.insecure,
     retry: options.retry,
@@ -152,7 +148,6 @@ export async function push(options: PushOptions): Promise<PushResult> {
   });
   const ref = `${address.host}/${client.repository}`;
   try {
-    await client.ping();
 
     await checkTagMoves(client, tags, digest, !!options.force, (line) => log.info(line));
 

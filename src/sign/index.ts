@@ -10,7 +10,6 @@
 //
 // None of it talks to the runner: the stages (src/stages/push/, src/stages/deploy/) log, mask and
 // set outputs.
-import { RegistryClient, resolveCredentials } from '../oci/registry/index.js';
 
 export { KeyError, parsePrivateKey, parsePublicKey, publicKeyPem } from './keys.js';
 export { buildPayload, dockerReference, parsePayload, signatureTag, SIMPLE_SIGNING_MEDIA_TYPE, SIGNATURE_ANNOTATION } from './payload.js';
@@ -36,41 +35,8 @@ export { parseTrustedRoot, verifyImageKeyless, type KeylessPolicy, type TrustedR
 /** How signing is asked for: not at all, with a key, or keyless (Sigstore: GitHub's OIDC token, Fulcio, Rekor). */
 export type SignMode = 'none' | 'key' | 'keyless';
 
-export interface RepositoryOptions {
-  registry: string;
-  repository: string;
-  username?: string;
-  password?: string;
-  dockerConfigPath?: string;
-  caFile?: string;
-  insecure?: boolean;
-  log?: (line: string) => void;
-}
-
-/** A registry client for one repository, credentials resolved and the registry pinged. Close it when done. */
-export async function openRepository(options: RepositoryOptions): Promise<RegistryClient> {
-  const credentials = await resolveCredentials({
-    registry: options.registry,
-    username: options.username,
-    password: options.password,
-    dockerConfigPath: options.dockerConfigPath,
-  });
-  const client = new RegistryClient({
-    registry: options.registry,
-    repository: options.repository,
-    credentials,
-    caFile: options.caFile,
-    insecure: options.insecure,
-    log: options.log,
-  });
-  try {
-    await client.ping();
-  } catch (err) {
-    client.close();
-    throw err;
-  }
-  return client;
-}
+// The registry client the stages verify and sign with.
+export { openRepository, type RepositoryOptions } from '../oci/registry/index.js';
 
 /**
  * The registry, repository and digest of a WasmPlugin url

@@ -10,7 +10,9 @@
 //   tags.ts        valid tags, version tags that are not moved, setting tags
 //   referrers.ts   artifacts attached to an image (subject), the referrers tag schema
 //   client.ts      RegistryClient: the connection plus those operations
+//   open.ts        a client for one repository, credentials resolved, registry pinged
 export { RegistryClient } from './client.js';
+export { openRepository, type RepositoryOptions } from './open.js';
 export { resolveCredentials, parseWwwAuthenticate } from './auth.js';
 export { isLoopbackHost, parseRegistry, registryErrorText, validateRepository } from './names.js';
 export { checkTagMoves, isVersionTag, setTags, validateTag } from './tags.js';
