@@ -1,5 +1,6 @@
 // Runs the CLI entry in this process, as `asm-wasm <args>` would, with its
 // own environment, and captures what it prints.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -47,6 +48,15 @@ export function tempDir(prefix: string): string {
 
 /** The reference plugin (the template users copy), on the current compiler. */
 export const TEMPLATE_DIR = path.join(ROOT, 'plugin');
+
+/** plugin/build/plugin.wasm, built with the template's own scripts when no earlier test has built it. Returns its path. */
+export function ensureTemplateBuilt(): string {
+  const wasm = path.join(TEMPLATE_DIR, 'build', 'plugin.wasm');
+  if (fs.existsSync(wasm)) return wasm;
+  if (!fs.existsSync(path.join(TEMPLATE_DIR, 'node_modules'))) execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: TEMPLATE_DIR, stdio: 'inherit' });
+  execFileSync('npm', ['run', 'asbuild'], { cwd: TEMPLATE_DIR, stdio: 'inherit' });
+  return wasm;
+}
 /**
  * The template as it was on AssemblyScript 0.14 and @solo-io/proxy-runtime
  * 0.1.8. The fixture plugins in test/fixtures/plugins/*.ts are written against

@@ -157,11 +157,14 @@ describe('act: uses ./ on the reference plugin', () => {
     expect(run.log).toMatch(/::error::the plugin does not register root id "no-such-root"/);
   });
 
-  it('fails when action.yml declares an input the code does not know', async () => {
-    // The deploy step gets every input; a declared name the code does not read is refused there.
+  it('fails when a step of action.yml hands its stage an input the code does not know', async () => {
+    // Each step passes its stage a JSON object of inputs (STEP_INPUTS); a name the code does not read is refused, not ignored.
     const run = await runStages({ TOOLCHAIN: 'false', BUILD: 'false', TEST: 'false', PUSH: 'false', DEPLOY: 'true' }, (dir) => {
       const file = path.join(dir, 'action.yml');
-      fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/^ {2}plugin-dir:$/m, '  plugin-dri:\n    description: misspelled\n  plugin-dir:'));
+      const text = fs.readFileSync(file, 'utf8');
+      const at = text.indexOf('id: deploy');
+      expect(at).toBeGreaterThan(0);
+      fs.writeFileSync(file, text.slice(0, at) + text.slice(at).replace('"plugin-dir": ${{ toJSON(inputs.plugin-dir) }}', '"plugin-dri": ${{ toJSON(inputs.plugin-dir) }}'));
     });
     expect(run.result.outcome).toBe('failure');
     expect(run.stages, run.log).toEqual({ toolchain: 'skipped', build: 'skipped', test: 'skipped', push: 'skipped', deploy: 'failure' });

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ROOT, TEMPLATE_DIR, copyPlugin, runCli, tempDir } from '../helpers/cli.js';
+import { TEMPLATE_DIR, copyPlugin, ensureTemplateBuilt, runCli, tempDir } from '../helpers/cli.js';
 import { requireTools, startRegistry, type TestRegistry } from '../infra/registry.js';
 import { kubeStartTimeout, startKube, type Kube } from '../infra/kube.js';
 import { REQUEST_TOKEN, TEST_OIDC_ISSUER, startSigstore, type SigstoreStandIns } from '../infra/sigstore.js';
@@ -375,8 +375,7 @@ let stagePushed: { plugin: string; url: string };
 
 describe('the push stage with sign: keyless', () => {
   it('signs what it pushed with the job\'s OIDC token; the real cosign accepts it for the job\'s identity, and the summary says how to check it', async () => {
-    const wasm = path.join(ROOT, 'plugin', 'build', 'plugin.wasm');
-    expect(fs.existsSync(wasm), 'plugin/build/plugin.wasm is built by the tests that build the template').toBe(true);
+    const wasm = ensureTemplateBuilt();
     const plugin = copyPlugin(path.join(work, 'plugin'), TEMPLATE_DIR);
     const summary = path.join(work, 'summary.md');
     fs.writeFileSync(summary, '');

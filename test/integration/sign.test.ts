@@ -2,13 +2,13 @@
 // against the real cosign (built by test/infra/cosign/build.sh; scripts/test.sh
 // exports its path as COSIGN), a real registry with TLS and Basic auth, and a
 // real API server. The tests fail, never skip, without cosign.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ROOT, TEMPLATE_DIR, copyPlugin, runCli, tempDir } from '../helpers/cli.js';
+import { ROOT, TEMPLATE_DIR, copyPlugin, ensureTemplateBuilt, runCli, tempDir } from '../helpers/cli.js';
 import { requireTools, startRegistry, type TestRegistry } from '../infra/registry.js';
 import { kubeStartTimeout, startKube, type Kube } from '../infra/kube.js';
 import { RegistryClient } from '../../src/oci/registry/index.js';
@@ -28,12 +28,6 @@ let otherKey: { key: string; pub: string };
 
 const env = (): Record<string, string | undefined> => ({ RUNNER_TOOL_CACHE: inject('toolCache'), COSIGN_PASSWORD: undefined });
 
-function ensurePlugin(): void {
-  if (fs.existsSync(WASM)) return;
-  const dir = path.dirname(path.dirname(WASM));
-  if (!fs.existsSync(path.join(dir, 'node_modules'))) execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, stdio: 'inherit' });
-  execFileSync('npm', ['run', 'asbuild'], { cwd: dir, stdio: 'inherit' });
-}
 
 interface Run {
   code: number;
@@ -94,7 +88,7 @@ beforeAll(async () => {
   if (!cosignBin || !fs.existsSync(cosignBin)) {
     throw new Error(`COSIGN is not set to the cosign binary (${cosignBin || 'unset'}): run the tests with \`npm test\`, which builds it (test/infra/cosign/build.sh)`);
   }
-  ensurePlugin();
+  ensureTemplateBuilt();
   work = tempDir('sign');
   plugin = copyPlugin(path.join(work, 'plugin'), TEMPLATE_DIR);
   [registry, kube] = await Promise.all([startRegistry('tls-basic'), startKube()]);
