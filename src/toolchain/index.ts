@@ -34,6 +34,17 @@ export interface ToolchainOptions {
   env?: Record<string, string>;
 }
 
+/** The plugin's SDKs do not fit its compiler: what each needs, for the summary's table. */
+export class SdkMismatchError extends UserError {
+  constructor(
+    readonly problems: string[],
+    readonly compilerVersion: string,
+    readonly checks: SdkCheck[],
+  ) {
+    super(problems.join('; '));
+  }
+}
+
 export interface ToolchainResult {
   assemblyscriptVersion: string;
   /** True when nothing was downloaded. */
@@ -174,14 +185,14 @@ export async function installToolchain(options: ToolchainOptions): Promise<Toolc
 
   // The SDK and the compiler must fit before anything is downloaded.
   const before = checkSdks(lock.direct, asVersion);
-  if (before.problems.length > 0) throw new UserError(before.problems.join('; '));
+  if (before.problems.length > 0) throw new SdkMismatchError(before.problems, asVersion, before.checks);
   for (const c of before.checks) log.info(`${c.sdk} ${c.sdkVersion} builds with AssemblyScript ${c.compiler}: ${asVersion} fits`);
 
   const finish = (nodeModules: string, source: ToolchainResult['source']): ToolchainResult => {
     // SDKs the table does not know are checked against their own peer range.
     const unknown = names.filter((n) => !before.checks.some((c) => c.sdk === n));
     const after = checkSdks(lock.direct, asVersion, peerRanges(nodeModules, unknown));
-    if (after.problems.length > 0) throw new UserError(after.problems.join('; '));
+    if (after.problems.length > 0) throw new SdkMismatchError(after.problems, asVersion, after.checks);
     return {
       assemblyscriptVersion: asVersion,
       cacheHit: source !== 'npm' && source !== 'in-place',

@@ -100,8 +100,14 @@ describe('AssemblyScript 0.28, asconfig.json targets, @gcoredev/proxy-wasm-sdk-a
   it('fails first, naming both versions, when the SDK needs another compiler', async () => {
     // The reference plugin's SDK (proxy-runtime 0.1.8) on the current compiler.
     const plugin = makePlugin();
-    const run = await runCli(['run', '--plugin-dir', plugin, '--assemblyscript-version', '0.28.20'], env);
+    const summary = path.join(tempDir('summary'), 'summary.md');
+    fs.writeFileSync(summary, '');
+    const run = await runCli(['run', '--plugin-dir', plugin, '--assemblyscript-version', '0.28.20'], { ...env, GITHUB_STEP_SUMMARY: summary });
     expect(run.code).toBe(1);
+    // The job summary says it too, with the SDK table.
+    const text = fs.readFileSync(summary, 'utf8');
+    expect(text).toContain('<h3>Toolchain: refused</h3>');
+    expect(text).toContain('<td>❌</td><td>@solo-io/proxy-runtime</td><td>0.1.8</td>');
     expect(run.stderr).toMatch(
       /@solo-io\/proxy-runtime 0\.1\.8 builds with AssemblyScript >=0\.14\.0 <0\.15\.0, but the plugin's compiler is 0\.28\.20; pin assemblyscript 0\.14\.13 for this SDK, or move the plugin/,
     );

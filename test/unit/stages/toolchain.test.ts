@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { renderToolchain } from '../../../src/stages/toolchain/render.js';
 import type { ToolchainRecord } from '../../../src/stages/toolchain/index.js';
+import { checkSdks } from '../../../src/toolchain/compat.js';
+import { SdkMismatchError, type ToolchainResult } from '../../../src/toolchain/index.js';
 import { expectGolden } from '../../helpers/golden.js';
 
-function record(over: Partial<ToolchainRecord> = {}): ToolchainRecord {
+function record(over: Partial<ToolchainResult> = {}): ToolchainResult {
   return {
     assemblyscriptVersion: '0.28.9',
     cacheHit: true,
@@ -32,5 +34,19 @@ describe('the toolchain stage\'s summary', () => {
     expectGolden('toolchain-summary-installed.md', view.summary);
     expect(view.summary).not.toContain('<table>');
     expect(view.outputs).toContainEqual(['cache-hit', false]);
+  });
+
+  it('a plugin whose SDK does not fit its compiler: nothing installed, what each SDK needs, and the step fails with the fix (golden)', () => {
+    // The real check, on the old template's SDK against the current compiler.
+    const direct = { assemblyscript: '0.28.20', '@solo-io/proxy-runtime': '0.1.8' };
+    const checked = checkSdks(direct, '0.28.20');
+    expect(checked.problems.length).toBeGreaterThan(0);
+    const error = new SdkMismatchError(checked.problems, '0.28.20', checked.checks);
+    const refused: ToolchainRecord = { refused: true, compilerVersion: '0.28.20', sdks: checked.checks, error };
+    const view = renderToolchain(refused);
+    expectGolden('toolchain-summary-refused.md', view.summary);
+    expect(view.outputs).toEqual([]);
+    expect(view.error).toBe(error);
+    expect(view.summary).toContain('❌');
   });
 });
