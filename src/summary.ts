@@ -1,7 +1,7 @@
 // The job summary: what a reviewer reads instead of the log. Each stage's
 // renderer makes its part as text (pure, golden-tested); writeSummary
 // appends it. Nothing is written when GITHUB_STEP_SUMMARY is unset (a laptop).
-import * as core from '@actions/core';
+import * as fs from 'node:fs/promises';
 
 export function summaryEnabled(): boolean {
   return Boolean(process.env.GITHUB_STEP_SUMMARY);
@@ -42,8 +42,19 @@ export function sectionHtml(section: Section): string {
   return out.map((l) => `${l}\n`).join('');
 }
 
-/** Appends text (HTML or Markdown) to the job summary; nothing without GITHUB_STEP_SUMMARY or text. */
+/**
+ * Appends text (HTML or Markdown) to the job summary; nothing without
+ * GITHUB_STEP_SUMMARY or text. The file is the one the variable names now
+ * (the toolkit's summary writer keeps the first path it saw for the life of
+ * the process, which one process running several CLI commands must not).
+ */
 export async function writeSummary(text: string): Promise<void> {
-  if (!summaryEnabled() || !text) return;
-  await core.summary.addRaw(text).write();
+  const file = process.env.GITHUB_STEP_SUMMARY;
+  if (!summaryEnabled() || !text || !file) return;
+  try {
+    await fs.access(file, fs.constants.R_OK | fs.constants.W_OK);
+  } catch {
+    throw new Error(`cannot write the job summary: GITHUB_STEP_SUMMARY names ${file}, which does not exist or is not writable`);
+  }
+  await fs.appendFile(file, text, 'utf8');
 }
