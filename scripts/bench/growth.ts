@@ -19,6 +19,7 @@ import { validateModule } from '../../src/build/validate.js';
 import { DEFAULT_ENVOY_VERSION } from '../../src/inputs.js';
 import { startRegistry, type TestRegistry } from '../../test/infra/registry.js';
 import { copyPlugin, TEMPLATE_DIR } from '../../test/helpers/cli.js';
+import { uleb } from '../../test/helpers/wasm.js';
 import { ensureRegistryTools, timing, type StageTiming } from './pipeline.js';
 import { BUNDLE, childPeakKiB, log, median, mib, ms, runStage, table, tempDir, type StageRun } from './util.js';
 
@@ -98,16 +99,6 @@ function casesFile(dir: string, name: string, cases: unknown[]): string {
   return file;
 }
 
-function uleb(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return Buffer.from(out);
-}
 
 /**
  * The module with a custom section appended that brings it to `totalBytes`:
@@ -121,8 +112,8 @@ export function paddedModule(wasm: Buffer, totalBytes: number): Buffer {
   const payloadBytes = Math.max(0, totalBytes - fixed);
   const cipher = crypto.createCipheriv('aes-128-ctr', Buffer.alloc(16), Buffer.alloc(16));
   const payload = cipher.update(Buffer.alloc(payloadBytes));
-  const body = Buffer.concat([uleb(name.length), name, payload]);
-  return Buffer.concat([wasm, Buffer.from([0]), uleb(body.length), body]);
+  const body = Buffer.concat([Buffer.from(uleb(name.length)), name, payload]);
+  return Buffer.concat([wasm, Buffer.from([0]), Buffer.from(uleb(body.length)), body]);
 }
 
 function measured(stage: string, r: StageRun): MeasuredRun {

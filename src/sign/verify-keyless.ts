@@ -20,8 +20,8 @@ import { UserError } from '../errors.js';
 import { sha256Digest } from '../oci/image.js';
 import type { RegistryClient } from '../oci/registry/index.js';
 import { BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, certificateIdentity, type RekorBundle } from './keyless.js';
-import { SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, parsePayload, sameRepository, signatureLayers, signatureTag } from './payload.js';
-import { SignatureVerificationError, type VerificationFailure, type VerifyRecord } from './verify.js';
+import { SIGNATURE_ANNOTATION, parsePayload, sameRepository } from './payload.js';
+import { SignatureVerificationError, readSignatureImage, type VerificationFailure, type VerifyRecord } from './verify.js';
 
 const CODE_SIGNING = '1.3.6.1.5.5.7.3.3';
 
@@ -177,15 +177,7 @@ const WORDS: Record<KeylessFailure, string> = {
 export async function verifyImageKeyless(options: VerifyKeylessOptions): Promise<VerifyRecord> {
   const { client, digest, policy } = options;
   const log = options.log ?? (() => {});
-  const image = `${client.ref}@${digest}`;
-  const tag = signatureTag(digest);
-  const ref = `${client.ref}:${tag}`;
-  const signatureDigest = await client.resolve(tag);
-  if (!signatureDigest) throw new SignatureVerificationError('no-signature', `signature verification failed for ${image}: no signature (nothing at ${ref}); sign it in the push stage (sign: keyless)`);
-  const manifest = await client.getManifest(signatureDigest);
-  if (sha256Digest(manifest) !== signatureDigest) throw new UserError(`registry ${client.address.host} returned a manifest for ${ref} whose bytes do not match its digest ${signatureDigest}`);
-  const layers = signatureLayers(manifest).filter((l) => l.mediaType === SIMPLE_SIGNING_MEDIA_TYPE && l.annotations?.[SIGNATURE_ANNOTATION]);
-  if (layers.length === 0) throw new SignatureVerificationError('no-signature', `signature verification failed for ${image}: no signature (${ref} holds no cosign signature layer)`);
+  const { image, ref, signatureDigest, layers } = await readSignatureImage(client, digest, async () => '; sign it in the push stage (sign: keyless)');
   const failures: Array<{ reason: KeylessFailure; detail: string }> = [];
   for (const layer of layers) {
     const payload = await client.getBlob(layer.digest);

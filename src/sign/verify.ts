@@ -12,7 +12,7 @@ import type { KeyObject } from 'node:crypto';
 import { UserError } from '../errors.js';
 import { sha256Digest } from '../oci/image.js';
 import type { RegistryClient } from '../oci/registry/index.js';
-import { SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, parsePayload, sameRepository, signatureLayers, signatureTag } from './payload.js';
+import { SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, parsePayload, sameRepository, signatureLayers, signatureTag, type SignatureLayer } from './payload.js';
 import { verifySignature } from './sign.js';
 
 export type VerificationFailure =
@@ -70,22 +70,28 @@ async function hasSigstoreBundle(client: RegistryClient, digest: string): Promis
   }
 }
 
-export async function verifyImage(options: VerifyImageOptions): Promise<VerifyRecord> {
-  const { client, digest, key } = options;
-  const log = options.log ?? (() => {});
+/** The cosign signature image of a digest: where it is, and its signature layers. */
+export interface SignatureImage {
+  /** registry/repository@digest */
+  image: string;
+  /** registry/repository:sha256-<hex>.sig */
+  ref: string;
+  signatureDigest: string;
+  layers: SignatureLayer[];
+}
+
+/**
+ * Reads the signature image at `sha256-<hex>.sig` for `digest` and its cosign
+ * signature layers; no image there or no signature layer in it is a
+ * `no-signature` failure (`howToSign` ends the first message).
+ */
+export async function readSignatureImage(client: RegistryClient, digest: string, howToSign: () => Promise<string>): Promise<SignatureImage> {
   const image = `${client.ref}@${digest}`;
   const tag = signatureTag(digest);
   const ref = `${client.ref}:${tag}`;
   const signatureDigest = await client.resolve(tag);
   if (!signatureDigest) {
-    const bundle = await hasSigstoreBundle(client, digest);
-    throw new SignatureVerificationError(
-      'no-signature',
-      `signature verification failed for ${image}: no signature (nothing at ${ref})` +
-        (bundle
-          ? '; a Sigstore bundle is attached instead, a format this action does not read yet: sign with this action (sign: true) or with cosign sign --new-bundle-format=false'
-          : '; sign it in the push stage (sign: true) or with cosign sign --key'),
-    );
+    throw new SignatureVerificationError('no-signature', `signature verification failed for ${image}: no signature (nothing at ${ref})${await howToSign()}`);
   }
   const manifest = await client.getManifest(signatureDigest);
   if (sha256Digest(manifest) !== signatureDigest) throw new UserError(`registry ${client.address.host} returned a manifest for ${ref} whose bytes do not match its digest ${signatureDigest}`);
@@ -93,6 +99,17 @@ export async function verifyImage(options: VerifyImageOptions): Promise<VerifyRe
   if (layers.length === 0) {
     throw new SignatureVerificationError('no-signature', `signature verification failed for ${image}: no signature (${ref} holds no cosign signature layer)`);
   }
+  return { image, ref, signatureDigest, layers };
+}
+
+export async function verifyImage(options: VerifyImageOptions): Promise<VerifyRecord> {
+  const { client, digest, key } = options;
+  const log = options.log ?? (() => {});
+  const { image, ref, signatureDigest, layers } = await readSignatureImage(client, digest, async () =>
+    (await hasSigstoreBundle(client, digest))
+      ? '; a Sigstore bundle is attached instead, a format this action does not read yet: sign with this action (sign: true) or with cosign sign --new-bundle-format=false'
+      : '; sign it in the push stage (sign: true) or with cosign sign --key',
+  );
   const otherDigests: string[] = [];
   const otherRepositories: string[] = [];
   for (const layer of layers) {

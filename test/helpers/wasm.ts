@@ -2,7 +2,8 @@
 // unit-tested against exactly the imports and exports a case needs, without a
 // compiler. Every function has type () -> ().
 
-function uleb(n: number): number[] {
+/** An unsigned LEB128 number, as the binary format writes sizes and counts. */
+export function uleb(n: number): number[] {
   const out: number[] = [];
   do {
     let byte = n & 0x7f;

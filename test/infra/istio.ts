@@ -58,7 +58,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { startUpstream, type Upstream } from '../../src/localtest/upstream.js';
-import type { Kube, KubeResponse } from './kube.js';
+import { waitFor, type Kube, type KubeResponse, type Proc } from './kube.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const istioDir = path.join(here, 'istio');
@@ -258,12 +258,6 @@ async function workloadCerts(dir: string, identity: string, ca?: { cert: string;
     '-set_serial', `0x${randomBytes(12).toString('hex')}`, '-out', 'cert-chain.pem', '-days', '2', '-extfile', 'leaf.ext');
 }
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  log: string;
-  exited: boolean;
-}
 
 const running = new Set<Proc>();
 let exitHook = false;
@@ -328,25 +322,6 @@ function tail(file: string, n = 40): string {
     return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
   } catch {
     return '(no log)';
-  }
-}
-
-async function waitFor(what: string, procs: Proc[], timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    const dead = procs.find((p) => p.exited);
-    if (dead) throw new Error(`${dead.name} exited while waiting for ${what} (log ${dead.log}):\n${tail(dead.log)}`);
-    try {
-      if (await check()) return;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) {
-      const logs = procs.map((p) => `--- ${p.name} (${p.log}):\n${tail(p.log)}`).join('\n');
-      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? ` (${last})` : ''}\n${logs}`);
-    }
-    await sleep(150);
   }
 }
 

@@ -204,7 +204,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-interface Proc {
+export interface Proc {
   name: string;
   child: ChildProcess;
   log: string;
@@ -234,7 +234,7 @@ function logTail(proc: Proc, n = 30): string {
 }
 
 /** Polls `check` until it returns true, failing early if one of `procs` exits. */
-async function waitFor(what: string, procs: Proc[], timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+export async function waitFor(what: string, procs: Proc[], timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   for (;;) {
