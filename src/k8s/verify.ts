@@ -342,7 +342,21 @@ async function checkIstio(options: VerifyOptions, start: number, deadline: numbe
       } else if (filter?.kind === 'fallback') {
         const old = before?.filter;
         const fresh = deltas.length > 0 || old?.kind !== 'fallback' || old.lastUpdated !== filter.lastUpdated;
-        if (fresh) return done(false, [fallbackProblem(filter, deltas)], filter);
+        if (fresh) {
+          // The agent counts the failed fetch before it hands Envoy the
+          // fallback, but its counters were read before the dump: read them
+          // again (briefly) so the report gives the reason in its words.
+          let why = deltas;
+          for (let i = 0; i < 20 && !why.length && istio.statusUrl; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            try {
+              why = failureDeltas(before?.metrics, await readAgentMetrics(istio));
+            } catch {
+              break;
+            }
+          }
+          return done(false, [fallbackProblem(filter, why)], filter);
+        }
         state = `the gateway still runs ${describeFilter(filter)}, from before this apply`;
       } else if (filter?.kind === 'missing') {
         state = `the gateway has no filter for WasmPlugin ${namespace}/${name} (does its selector or targetRefs select this gateway?)`;
